@@ -1,0 +1,19 @@
+"""kdlab: knowledge distillation, taught with notebooks (Hinton et al. 2015, https://arxiv.org/abs/1503.02531)."""
+
+from .cache import TeacherCache, TeacherSettings, cache_root, load_teacher_cache, teacher_from_cache
+from .checker import Finding, check_distillation_loss, format_findings
+from .data import DEFAULT_DATA_DIR, label_names, load_splits, low_label_split
+from .losses import KDTerms, distillation_loss, distillation_terms, soft_targets
+from .students import STUDENT_KINDS, build_student, check_same_tokenizer, count_parameters
+from .teacher import Teacher, load_encoder, mean_pool, packaged_teacher_path
+from .tokens import Tokens, tokenize
+from .training import STUDENT_DEFAULTS, History, evaluate, predict_logits, set_seed, throughput, train_student
+
+__all__ = [
+    "DEFAULT_DATA_DIR", "STUDENT_DEFAULTS", "STUDENT_KINDS", "Finding", "History", "KDTerms", "Teacher",
+    "TeacherCache", "TeacherSettings", "Tokens", "build_student", "cache_root", "check_distillation_loss",
+    "check_same_tokenizer", "count_parameters", "distillation_loss", "distillation_terms", "evaluate",
+    "format_findings", "label_names", "load_encoder", "load_splits", "load_teacher_cache", "low_label_split",
+    "mean_pool", "packaged_teacher_path", "predict_logits", "set_seed", "soft_targets", "teacher_from_cache",
+    "throughput", "tokenize", "train_student",
+]

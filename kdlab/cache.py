@@ -1,0 +1,213 @@
+"""The teacher cache: teacher logits computed once, stored by example id, reloaded in a second."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import DatasetDict
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from .data import DEFAULT_DATA_DIR, REPO_ROOT, SPLITS, data_fingerprint, label_names, load_splits
+from .teacher import Teacher, embed, fine_tune, load_encoder, resolve_teacher, train_head, weights_fingerprint
+from .tokens import MAX_LENGTH, Tokens, tokenize, vocab_fingerprint
+
+CACHE_FORMAT = 1  # bump when the stored layout changes, so old files are rebuilt rather than misread
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    """How the teacher is trained; part of the cache key, since other settings give other logits."""
+
+    head_epochs: int = 60
+    head_lr: float = 3e-3
+    finetune_epochs: int = 0
+    max_length: int = MAX_LENGTH
+    seed: int = 0
+
+
+@dataclass
+class TeacherCache:
+    """Everything later lessons need from the teacher, per split, aligned by example id."""
+
+    key: str
+    path: Path
+    logits: dict[str, Tensor]
+    features: dict[str, Tensor]
+    ids: dict[str, Tensor]
+    labels: dict[str, Tensor]
+    tokens: dict[str, Tokens]
+    label_names: list[str]
+    meta: dict = field(default_factory=dict)
+
+    def logits_for(self, split: str, example_ids: Tensor) -> Tensor:
+        """Teacher logits for the given example ids, whatever order or subset they come in."""
+        position = self._position(split)
+        rows = position[torch.as_tensor(example_ids, dtype=torch.long)]
+        if (rows < 0).any():
+            raise ValueError(f"example ids not in the teacher cache for split '{split}'; rebuild the cache")
+        return self.logits[split][rows]
+
+    def _position(self, split: str) -> Tensor:
+        ids = self.ids[split]
+        position = torch.full((int(ids.max()) + 1,), -1, dtype=torch.long)
+        position[ids] = torch.arange(len(ids))
+        return position
+
+    def accuracy(self, split: str) -> float:
+        """Teacher accuracy on a split, straight from the cached logits."""
+        return (self.logits[split].argmax(dim=1) == self.labels[split]).float().mean().item()
+
+
+def cache_root() -> Path:
+    """Where caches live: $KDLAB_CACHE if set, else .cache/kdlab inside the repository (git-ignored)."""
+    return Path(os.environ.get("KDLAB_CACHE", REPO_ROOT / ".cache" / "kdlab"))
+
+
+def cache_key(teacher_fingerprint: str, data_fp: str, settings: TeacherSettings) -> str:
+    """Hash of weights, data and settings: change any one and you get a different cache."""
+    payload = json.dumps(
+        {"format": CACHE_FORMAT, "teacher": teacher_fingerprint, "data": data_fp, "settings": asdict(settings)},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def load_teacher_cache(
+    data: str | Path = DEFAULT_DATA_DIR,
+    teacher: str | Path | None = None,
+    settings: TeacherSettings = TeacherSettings(),
+    root: str | Path | None = None,
+    splits: DatasetDict | None = None,
+    progress: bool = True,
+    rebuild: bool = False,
+) -> TeacherCache:
+    """Load the teacher cache for this teacher+data+settings, building (or rebuilding) it when needed."""
+    root = Path(root) if root is not None else cache_root()
+    splits = splits if splits is not None else load_splits(data)
+    key = cache_key(weights_fingerprint(teacher), data_fingerprint(data), settings)
+    path = root / f"teacher-{key}.safetensors"
+    if path.exists() and not rebuild:
+        try:
+            return _read(path, key, splits)
+        except ValueError as problem:
+            print(f"Teacher cache {path.name} is stale or misaligned ({problem}); rebuilding it.")
+    elif not path.exists():
+        others = sorted(root.glob("teacher-*.safetensors")) if root.exists() else []
+        note = f" ({len(others)} cache(s) for another teacher, other data or other settings left untouched)" if others else ""
+        print(f"No teacher cache for this teacher, data and settings yet{note}; building it (about 1-2 min on a laptop CPU).")
+    return build_teacher_cache(data, teacher, settings, root, splits, progress)
+
+
+def build_teacher_cache(
+    data: str | Path = DEFAULT_DATA_DIR,
+    teacher: str | Path | None = None,
+    settings: TeacherSettings = TeacherSettings(),
+    root: str | Path | None = None,
+    splits: DatasetDict | None = None,
+    progress: bool = True,
+) -> TeacherCache:
+    """Train the teacher head (optionally fine-tune) and store logits, features and token ids for every split."""
+    root = Path(root) if root is not None else cache_root()
+    splits = splits if splits is not None else load_splits(data)
+    timings = {}
+    start = time.perf_counter()
+    encoder, tokenizer = load_encoder(teacher)
+    names = label_names(splits)
+    torch.manual_seed(settings.seed)
+    model = Teacher(encoder, len(names))
+    key = cache_key(weights_fingerprint(teacher, encoder), data_fingerprint(data), settings)
+    tokens = {s: tokenize(tokenizer, list(splits[s]["text"]), settings.max_length) for s in SPLITS}
+    labels = {s: torch.tensor(list(splits[s]["label"]), dtype=torch.long) for s in SPLITS}
+    timings["load_and_tokenize"] = time.perf_counter() - start
+    if settings.finetune_epochs > 0:
+        start = time.perf_counter()
+        fine_tune(model, tokens["train"], labels["train"], epochs=settings.finetune_epochs, seed=settings.seed, progress=progress)
+        timings["fine_tune"] = time.perf_counter() - start
+    start = time.perf_counter()
+    features = {s: embed(model, tokens[s], progress=progress, desc=f"teacher on {s}") for s in SPLITS}
+    timings["embed"] = time.perf_counter() - start
+    start = time.perf_counter()
+    if settings.finetune_epochs == 0:
+        train_head(model, features["train"], labels["train"], epochs=settings.head_epochs, lr=settings.head_lr, seed=settings.seed)
+    with torch.no_grad():
+        logits = {s: model.head(features[s]) for s in SPLITS}
+    timings["head"] = time.perf_counter() - start
+    for split, values in logits.items():
+        if not torch.isfinite(values).all():
+            raise ValueError(f"teacher produced NaN/inf logits on {split}; check the teacher weights and settings")
+    ids = {s: torch.tensor(list(splits[s]["id"]), dtype=torch.long) for s in SPLITS}
+    meta = {
+        "key": key,
+        "format": CACHE_FORMAT,
+        "teacher": str(resolve_teacher(teacher)),
+        "data": str(data),
+        "settings": asdict(settings),
+        "label_names": names,
+        "vocab": vocab_fingerprint(tokenizer),
+        "timings_s": timings,
+        "accuracy": {s: (logits[s].argmax(1) == labels[s]).float().mean().item() for s in SPLITS},
+        "teacher_params": sum(p.numel() for p in model.parameters()),
+    }
+    tensors = {}
+    for s in SPLITS:
+        tensors.update({
+            f"{s}.logits": logits[s].contiguous(), f"{s}.features": features[s].contiguous(),
+            f"{s}.ids": ids[s], f"{s}.labels": labels[s],
+            f"{s}.input_ids": tokens[s].input_ids.to(torch.int32), f"{s}.attention_mask": tokens[s].attention_mask.to(torch.int8),
+        })
+    tensors["head.weight"] = model.head.weight.detach().contiguous()
+    tensors["head.bias"] = model.head.bias.detach().contiguous()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"teacher-{key}.safetensors"
+    partial = path.with_suffix(".partial")
+    save_file(tensors, str(partial), metadata={"kdlab": json.dumps(meta)})
+    partial.replace(path)  # atomic: a crash mid-write never leaves a half cache under the real name
+    return _read(path, key, splits)
+
+
+def _read(path: Path, key: str, splits: DatasetDict) -> TeacherCache:
+    """Read a cache file and check it matches the dataset row by row; ValueError when it does not."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["kdlab"])
+    if meta.get("key") != key or meta.get("format") != CACHE_FORMAT:
+        raise ValueError(f"it was written for key {meta.get('key')}, expected {key}")
+    stored = load_file(str(path))
+    names = label_names(splits)
+    if meta["label_names"] != names:
+        raise ValueError("its class names differ from the data's")
+    out = {name: {} for name in ("logits", "features", "ids", "labels", "tokens")}
+    for s in SPLITS:
+        ids = torch.tensor(list(splits[s]["id"]), dtype=torch.long)
+        labels = torch.tensor(list(splits[s]["label"]), dtype=torch.long)
+        if not torch.equal(stored[f"{s}.ids"], ids) or not torch.equal(stored[f"{s}.labels"], labels):
+            raise ValueError(f"its {s} ids or labels do not line up with the data")
+        if stored[f"{s}.logits"].shape != (len(ids), len(names)):
+            raise ValueError(f"its {s} logits have shape {tuple(stored[f'{s}.logits'].shape)}")
+        if not torch.isfinite(stored[f"{s}.logits"]).all():
+            raise ValueError(f"its {s} logits contain NaN or inf")
+        out["logits"][s] = stored[f"{s}.logits"]
+        out["features"][s] = stored[f"{s}.features"]
+        out["ids"][s] = ids
+        out["labels"][s] = labels
+        out["tokens"][s] = Tokens(stored[f"{s}.input_ids"].long(), stored[f"{s}.attention_mask"].long())
+    return TeacherCache(key=key, path=path, label_names=names, meta=meta, **out)
+
+
+def teacher_from_cache(cache: TeacherCache, teacher: str | Path | None = None) -> Teacher:
+    """Rebuild the full teacher (encoder + cached head) to score new texts or measure its speed."""
+    encoder, _ = load_encoder(teacher)
+    model = Teacher(encoder, len(cache.label_names))
+    stored = load_file(str(cache.path))
+    with torch.no_grad():
+        model.head.weight.copy_(stored["head.weight"])
+        model.head.bias.copy_(stored["head.bias"])
+    return model.eval()

@@ -1,0 +1,507 @@
+"""Find the classic knowledge-distillation mistakes in your own loss function, by probing it with numbers.
+
+How it works: the checker rebuilds every combination of the known mistakes (probabilities fed where
+log-probabilities belong, reduction="mean", no T², temperature on one side only, λ on the wrong term,
+...) from the same building blocks as `kdlab.losses`, and looks for the combination that reproduces
+your function's values on a few small random batches. The fewest mistakes that explain every number
+are reported. Gradients are probed separately: none may reach the teacher, and the student's must match.
+
+    from kdlab.checker import check_distillation_loss, format_findings
+    print(format_findings(check_distillation_loss(my_loss)))
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from kdlab.losses import distillation_terms
+
+LossFn = Callable[..., Tensor]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in a loss function: what is wrong, in plain words, and how to fix it."""
+
+    code: str
+    message: str
+    fix: str
+
+
+CODES = (
+    "crashes",
+    "not-scalar",
+    "not-finite",
+    "modifies-inputs",
+    "weights-swapped",
+    "lam-ignored",
+    "ce-temperature",
+    "no-temperature",
+    "temperature-one-side",
+    "not-log-probs",
+    "kl-reversed",
+    "cross-entropy-not-kl",
+    "mean-not-batchmean",
+    "sum-not-batchmean",
+    "missing-t-squared",
+    "wrong-value",
+    "teacher-gradient",
+    "student-detached",
+    "wrong-gradient",
+    "unlabeled-batch",
+)
+"""Every code the checker can report, in the order findings are listed."""
+
+
+def format_findings(findings: list[Finding]) -> str:
+    """Render findings as numbered plain text, so a notebook cell can simply print them."""
+    if not findings:
+        return "No problems found: your loss matches kdlab.distillation_loss in value and gradient."
+    lines = [f"Found {len(findings)} problem{'s' if len(findings) > 1 else ''}:"]
+    for number, finding in enumerate(findings, start=1):
+        lines.append(f"{number}. [{finding.code}] {finding.message}")
+        lines.append(f"   Fix: {finding.fix}")
+    return "\n".join(lines)
+
+
+# --- probes: small seeded float64 batches, three shapes and temperatures, so no two mistakes look alike ---
+
+
+class _Probe(NamedTuple):
+    student: Tensor
+    teacher: Tensor
+    labels: Tensor
+    temperature: float
+
+
+def _make_probe(seed: int, batch: int, classes: int, temperature: float) -> _Probe:
+    generator = torch.Generator().manual_seed(seed)
+    student = 2.0 * torch.randn(batch, classes, generator=generator, dtype=torch.float64)
+    teacher = 3.0 * torch.randn(batch, classes, generator=generator, dtype=torch.float64)
+    labels = torch.randint(classes, (batch,), generator=generator)
+    return _Probe(student, teacher, labels, temperature)
+
+
+_PROBES = (
+    _make_probe(0, batch=4, classes=5, temperature=2.5),
+    _make_probe(1, batch=3, classes=7, temperature=0.7),
+    _make_probe(2, batch=5, classes=3, temperature=1.6),
+)
+_LAMS = (0.0, 1.0, 0.3)  # pure KD, pure CE, and a mix that tells the two weightings apart
+_RTOL = 1e-5  # loose enough for float32 inside the learner's function, far tighter than any mistake
+
+
+def _describe(probe: _Probe, lam: float | None, labels: bool = True) -> str:
+    shape = tuple(probe.student.shape)
+    label_text = f"labels of shape ({shape[0]},)" if labels else "labels=None"
+    lam_text = "" if lam is None else f", lam={lam}"
+    return f"float64 logits of shape {shape}, {label_text}, temperature={probe.temperature}{lam_text}"
+
+
+class _Outcome(NamedTuple):
+    loss: object
+    student_leaf: Tensor
+    teacher_leaf: Tensor
+    modified: tuple[str, ...]
+
+
+def _run(fn: LossFn, probe: _Probe, lam: float, *, labels: bool = True, teacher_grad: bool = False,
+         temperature: float | None = None) -> _Outcome:
+    """Call fn on fresh copies of a probe, shaped like a real training step, and note what it modified."""
+    student_leaf = probe.student.clone().requires_grad_()
+    teacher_leaf = probe.teacher.clone().requires_grad_(teacher_grad)
+    student = student_leaf * 1.0  # a non-leaf, like a model's output, so in-place edits don't just crash
+    teacher = teacher_leaf * 1.0 if teacher_grad else teacher_leaf
+    label_arg = probe.labels.clone() if labels else None
+    T = probe.temperature if temperature is None else temperature
+    loss = fn(student, teacher, label_arg, temperature=T, lam=lam)
+    inputs = (("student_logits", student, probe.student), ("teacher_logits", teacher, probe.teacher))
+    modified = tuple(name for name, after, before in inputs if not torch.equal(after.detach(), before))
+    if labels and not torch.equal(label_arg, probe.labels):
+        modified += ("labels",)
+    return _Outcome(loss, student_leaf, teacher_leaf, modified)
+
+
+class _BadOutput(Exception):
+    def __init__(self, finding: Finding):
+        self.finding = finding
+
+
+def _as_number(loss: object, probe: _Probe, lam: float) -> float:
+    """Read the loss as one float, or explain why it is not a usable loss."""
+    if not isinstance(loss, Tensor):
+        raise _BadOutput(Finding(
+            "not-scalar",
+            f"Your function returned a {type(loss).__name__}, not a torch tensor ({_describe(probe, lam)}). "
+            "Without a tensor there is no autograd graph, so loss.backward() cannot train the student.",
+            "Return the loss tensor itself; don't call .item(), float() or .numpy() on it."))
+    if loss.numel() != 1:
+        raise _BadOutput(Finding(
+            "not-scalar",
+            f"Your function returned a tensor of shape {tuple(loss.shape)}, not a single number "
+            f"({_describe(probe, lam)}). A loss must be one number per batch.",
+            "Reduce it: sum the KL over classes and average over the batch (reduction='batchmean'), "
+            "and average the cross-entropy over the batch."))
+    return float(loss.detach().reshape(()))
+
+
+def _crash(error: Exception, where: str) -> Finding:
+    return Finding(
+        "crashes",
+        f"Your function raised {type(error).__name__}: {error} — when called with {where}.",
+        "Call it yourself on the same kind of input to see the traceback; every input here is valid.")
+
+
+# --- the reference building blocks, with each known mistake as a switch ---
+
+
+@dataclass(frozen=True)
+class _KDVariant:
+    """One way of computing the soft-target term; the defaults are the correct way."""
+
+    scaled: str = "both"  # whose logits are divided by T: both | student | teacher | neither
+    fed: str = "log-probs"  # what the KL receives on the student side: log-probs | probs | logits
+    reduction: str = "batchmean"  # batchmean | mean | sum
+    t_squared: bool = True
+    reversed: bool = False  # KL(p_S ‖ p_T) instead of KL(p_T ‖ p_S)
+    entropy_removed: bool = True  # False: soft cross-entropy −Σ p_T log p_S instead of KL
+
+    def value(self, student: Tensor, teacher: Tensor, T: float, memo: dict | None = None) -> Tensor:
+        """The soft-target term computed this way; memo lets many variants share their softmaxes."""
+        memo = {} if memo is None else memo
+
+        def side(name: str, form: str) -> Tensor:
+            scaled = self.scaled in ("both", name)
+            if (name, scaled, form) not in memo:
+                logits = student if name == "student" else teacher.detach()
+                logits = logits / T if scaled else logits
+                normalise = {"log-probs": F.log_softmax, "probs": F.softmax}.get(form)
+                memo[name, scaled, form] = normalise(logits, dim=-1) if normalise else logits
+            return memo[name, scaled, form]
+
+        target, other = ("student", "teacher") if self.reversed else ("teacher", "student")
+        log_q = side(target, "log-probs")
+        per_class = log_q.exp() * ((log_q if self.entropy_removed else 0.0) - side(other, self.fed))
+        batch, classes = student.shape
+        value = per_class.sum() / {"batchmean": batch, "mean": batch * classes, "sum": 1}[self.reduction]
+        return value * T**2 if self.t_squared else value
+
+
+_WEIGHTINGS: dict[str, Callable[[float], tuple[float, float]]] = {
+    "lam * ce + (1 - lam) * kd": lambda lam: (lam, 1.0 - lam),  # the contract
+    "(1 - lam) * ce + lam * kd": lambda lam: (1.0 - lam, lam),
+    "ce + 0.5 * kd": lambda lam: (1.0, 0.5),
+    "ce + kd": lambda lam: (1.0, 1.0),
+    "0.5 * ce + 0.5 * kd": lambda lam: (0.5, 0.5),
+}
+
+
+class _Hypothesis(NamedTuple):
+    weighting: str
+    ce_scaled: bool  # the hard-label CE computed on student_logits / T
+    kd: _KDVariant
+
+    def terms(self, student: Tensor, teacher: Tensor, labels: Tensor, T: float) -> tuple[Tensor, Tensor]:
+        ce = F.cross_entropy(student / T if self.ce_scaled else student, labels)
+        return ce, self.kd.value(student, teacher, T)
+
+
+def _all_hypotheses() -> list[_Hypothesis]:
+    options = itertools.product(
+        ("both", "student", "teacher", "neither"), ("log-probs", "probs", "logits"),
+        ("batchmean", "mean", "sum"), (True, False), (False, True), (True, False))
+    variants = [_KDVariant(*choice) for choice in options]
+    return [_Hypothesis(w, c, v) for w in _WEIGHTINGS for c in (False, True) for v in variants]
+
+
+@lru_cache(maxsize=1)
+def _prediction_table() -> tuple[list[_Hypothesis], np.ndarray]:
+    """Every hypothesis, fewest mistakes first, with its value on each (probe, lam)."""
+    hypotheses = sorted(_all_hypotheses(), key=lambda h: len(_explain(h)))  # stable: correct options first
+    table = np.empty((len(hypotheses), len(_PROBES) * len(_LAMS)))
+    with torch.no_grad():
+        for p, probe in enumerate(_PROBES):
+            student, teacher, labels, T = probe
+            ce_values = {scaled: float(F.cross_entropy(student / T if scaled else student, labels))
+                         for scaled in (False, True)}
+            kd_values: dict[_KDVariant, float] = {}
+            memo: dict = {}
+            for row, h in enumerate(hypotheses):
+                if h.kd not in kd_values:
+                    kd_values[h.kd] = float(h.kd.value(student, teacher, T, memo))
+                for j, lam in enumerate(_LAMS):
+                    w_ce, w_kd = _WEIGHTINGS[h.weighting](lam)
+                    table[row, p * len(_LAMS) + j] = w_ce * ce_values[h.ce_scaled] + w_kd * kd_values[h.kd]
+    return hypotheses, table
+
+
+def _best_explanation(observed: np.ndarray) -> _Hypothesis | None:
+    """The hypothesis with the fewest mistakes that reproduces every observed value, if any."""
+    hypotheses, table = _prediction_table()
+    close = np.isclose(table, observed, rtol=_RTOL, atol=1e-9).all(axis=1)
+    matches = np.flatnonzero(close)
+    return hypotheses[matches[0]] if len(matches) else None
+
+
+# --- plain-language explanations of each mistake ---
+
+
+def _explain(h: _Hypothesis) -> list[Finding]:
+    """The findings a hypothesis stands for; an empty list for the correct loss."""
+    T, classes = _PROBES[0].temperature, _PROBES[0].student.shape[1]
+    kd = h.kd
+    found = []
+    if h.weighting == "(1 - lam) * ce + lam * kd":
+        found.append(Finding(
+            "weights-swapped",
+            "lam weights the soft-target (KD) term, and 1 − lam the hard-label CE. In kdlab, lam is the weight "
+            "on the hard labels: L = lam·CE + (1 − lam)·T²·KL. Papers and libraries disagree on which term "
+            "gets λ, so always check; with the swap, lam=0.9 trains almost only on the teacher, not the labels.",
+            "return lam * ce + (1 - lam) * kd"))
+    elif h.weighting != "lam * ce + (1 - lam) * kd":
+        found.append(Finding(
+            "lam-ignored",
+            f"The loss does not depend on lam: it computes {h.weighting} whatever lam you pass, "
+            "so moving the λ slider changes nothing (and it matches no standard form of the KD loss).",
+            "Weight the two terms with lam: return lam * ce + (1 - lam) * kd"))
+    if h.ce_scaled:
+        found.append(Finding(
+            "ce-temperature",
+            "The hard-label cross-entropy is computed on the temperature-scaled student logits "
+            "(student_logits / T). The hard labels belong at T = 1, where the student is evaluated and used. "
+            "This often comes from dividing the logits by T in place and reusing them.",
+            "F.cross_entropy(student_logits, labels) on the unscaled logits; "
+            "put student_logits / T in a new variable used only by the KD term."))
+    if kd.scaled == "neither":
+        detail = ("T only appears in the T² factor" if kd.t_squared
+                  else "the loss is the same at every temperature")
+        found.append(Finding(
+            "no-temperature",
+            f"The logits are not divided by the temperature before the softmaxes ({detail}). The teacher's "
+            "distribution stays as sharp as at T = 1, so its 'dark knowledge' about similar classes stays hidden.",
+            "Use F.log_softmax(student_logits / T, dim=-1) and F.softmax(teacher_logits / T, dim=-1), "
+            "and multiply the KL by T ** 2."))
+    elif kd.scaled != "both":
+        only, other = ("student", "teacher") if kd.scaled == "student" else ("teacher", "student")
+        found.append(Finding(
+            "temperature-one-side",
+            f"Only the {only}'s logits are divided by T; the {other}'s are not. The two distributions are "
+            "compared at different temperatures, so the student is pulled towards the wrong target.",
+            "Divide both: F.softmax(teacher_logits / T, dim=-1) and F.log_softmax(student_logits / T, dim=-1)."))
+    if kd.fed != "log-probs":
+        what = "probabilities (softmax)" if kd.fed == "probs" else "raw logits"
+        found.append(Finding(
+            "not-log-probs",
+            f"The KL divergence is fed {what} where it needs log-probabilities. F.kl_div and nn.KLDivLoss expect "
+            "their input (the student side) as log-probabilities and their target as probabilities; "
+            "given anything else they silently return a wrong number.",
+            "Pass F.log_softmax(student_logits / T, dim=-1) as the input and F.softmax(teacher_logits / T, dim=-1) "
+            "as the target (or log-probabilities for both, with log_target=True)."))
+    if kd.reversed:
+        found.append(Finding(
+            "kl-reversed",
+            "The KL divergence is the wrong way round: KL(p_S ‖ p_T) instead of KL(p_T ‖ p_S). The teacher's "
+            "distribution is the target: it must be F.kl_div's second argument.",
+            "F.kl_div(F.log_softmax(student_logits / T, dim=-1), F.softmax(teacher_logits / T, dim=-1), "
+            "reduction='batchmean')"))
+    if not kd.entropy_removed:
+        found.append(Finding(
+            "cross-entropy-not-kl",
+            "You computed the soft cross-entropy −Σ p_T·log p_S instead of the KL divergence. They differ by the "
+            "teacher's entropy, a constant: the gradients (and so training) are the same, but the loss value is "
+            "not the one kdlab reports, so numbers can't be compared.",
+            "Subtract the teacher's entropy, or use F.kl_div(..., reduction='batchmean')."))
+    if kd.reduction == "mean":
+        found.append(Finding(
+            "mean-not-batchmean",
+            f"The KL is averaged over the classes as well as the batch (reduction='mean', the default of "
+            f"nn.KLDivLoss and F.kl_div), so it is num_classes times too small ({classes}× here, 77× on "
+            "Banking77).",
+            "Use reduction='batchmean': sum over classes, average over examples."))
+    elif kd.reduction == "sum":
+        found.append(Finding(
+            "sum-not-batchmean",
+            "The KL is summed over the batch instead of averaged (reduction='sum'), so it grows with the batch "
+            "size and outweighs the cross-entropy, which is averaged.",
+            "Use reduction='batchmean': sum over classes, average over examples."))
+    if not kd.t_squared and kd.scaled != "neither":
+        found.append(Finding(
+            "missing-t-squared",
+            f"The soft-target term is not multiplied by T² ({T**2:g} at T={T}). Its gradients shrink like 1/T², "
+            "so the higher the temperature, the less the student hears from the teacher.",
+            "Multiply the KL term by temperature ** 2 (Hinton et al. 2015, section 2)."))
+    return found
+
+
+# --- the checker ---
+
+
+def check_distillation_loss(fn: LossFn) -> list[Finding]:
+    """Probe a learner's distillation loss and explain, in plain words, every mistake it shows."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the probes are tiny: more threads only add overhead (a lot, on a busy CPU)
+    try:
+        return _check(fn)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check(fn: LossFn) -> list[Finding]:
+    """Values first (which mistakes explain them?), then gradients, then the unlabeled batch."""
+    observed = np.empty(len(_PROBES) * len(_LAMS))
+    modified: set[str] = set()
+    for p, probe in enumerate(_PROBES):
+        for j, lam in enumerate(_LAMS):
+            try:
+                outcome = _run(fn, probe, lam)
+                observed[p * len(_LAMS) + j] = _as_number(outcome.loss, probe, lam)
+            except _BadOutput as bad:
+                return [bad.finding]
+            except Exception as error:  # the learner's code may raise anything
+                return [_crash(error, _describe(probe, lam))]
+            modified.update(outcome.modified)
+    findings = []
+    if modified:
+        names = " and ".join(sorted(modified))
+        findings.append(Finding(
+            "modifies-inputs",
+            f"Your function changes {names} in place (e.g. logits /= T). The caller's tensors are altered, so "
+            "whatever uses them next — the CE term, accuracy, the next epoch's cached teacher logits — sees "
+            "scaled values.",
+            "Write the scaled logits into a new variable: scaled = logits / T."))
+    if not np.isfinite(observed).all():
+        return findings + [Finding(
+            "not-finite",
+            "Your function returns NaN or inf on an ordinary batch. A common cause is F.kl_div given "
+            "log-probabilities as target without log_target=True (the log of a negative number), or "
+            "torch.log(softmax(...)) reaching log(0).",
+            "Use F.log_softmax for log-probabilities; pass log_target=True if the target is log-probabilities.")]
+    explanation = _best_explanation(observed)
+    findings += _unexplained(fn, observed) if explanation is None else _explain(explanation)
+    findings += _gradient_findings(fn, explanation)
+    findings += _unlabeled_findings(fn, explanation)
+    return sorted(findings, key=lambda f: CODES.index(f.code))
+
+
+def _unexplained(fn: LossFn, observed: np.ndarray) -> list[Finding]:
+    """Name what can still be named when no combination of known mistakes matches."""
+    values = observed.reshape(len(_PROBES), len(_LAMS))
+    found = []
+    if np.isclose(values, values[:, :1], rtol=_RTOL).all():
+        found.append(Finding(
+            "lam-ignored",
+            "The loss has the same value for lam=0, 0.3 and 1: lam is not used (other parts could not be checked "
+            "until it is).",
+            "Weight the two terms with lam: return lam * ce + (1 - lam) * kd"))
+    probe = _PROBES[0]
+    try:
+        hotter = _as_number(_run(fn, probe, 0.3, temperature=2 * probe.temperature).loss, probe, 0.3)
+    except Exception:  # only a loss that ran at both temperatures can show it ignores them
+        hotter = math.nan
+    if math.isclose(hotter, values[0, 2], rel_tol=_RTOL):
+        found.append(Finding(
+            "no-temperature",
+            f"The loss has the same value at temperature={probe.temperature} and {2 * probe.temperature}: the "
+            "temperature argument is ignored (is T hard-coded inside?).",
+            "Use the temperature argument: divide both logits by it, multiply the KL by its square."))
+    if found:
+        return found
+    ce, kd = distillation_terms(probe.student, probe.teacher, probe.labels, probe.temperature)
+    hint = ""
+    if math.isclose(values[0, 1], float(ce), rel_tol=_RTOL):
+        hint = " At lam=1 it matches the hard-label CE, so look at the KD term (and how lam weights it)."
+    elif math.isclose(values[0, 0], float(kd), rel_tol=_RTOL):
+        hint = " At lam=0 it matches the KD term, so look at the CE term (and how lam weights it)."
+    return [Finding(
+        "wrong-value",
+        f"On {_describe(probe, None)} your loss gives {values[0, 0]:.6g} at lam=0 and {values[0, 1]:.6g} at lam=1; "
+        f"the reference gives {float(kd):.6g} (the KD term alone) and {float(ce):.6g} (the CE alone). "
+        f"No combination of the common mistakes explains the difference.{hint}",
+        "Compare your terms one at a time with kdlab.distillation_terms on the same inputs.")]
+
+
+def _close(a: Tensor, b: Tensor) -> bool:
+    return float((a - b).norm()) <= _RTOL * float(b.norm()) + 1e-12
+
+
+def _gradient_findings(fn: LossFn, explanation: _Hypothesis | None) -> list[Finding]:
+    """Backpropagate once: the teacher must get no gradient, and the student the right one."""
+    probe, lam = _PROBES[0], 0.3
+    where = _describe(probe, lam) + ", teacher_logits requiring grad (a teacher run without torch.no_grad())"
+    try:
+        outcome = _run(fn, probe, lam, teacher_grad=True)
+        if outcome.loss.requires_grad:
+            outcome.loss.sum().backward()
+    except Exception as error:
+        return [_crash(error, where)]
+    found = []
+    teacher_grad, student_grad = outcome.teacher_leaf.grad, outcome.student_leaf.grad
+    if teacher_grad is not None and float(teacher_grad.abs().max()) > 0:
+        found.append(Finding(
+            "teacher-gradient",
+            "Gradient flows back into the teacher's logits. In training this updates (or tries to update) the "
+            "teacher and costs memory and time; the teacher should be a fixed target.",
+            "Use teacher_logits.detach() inside the loss, and run the teacher in eval() mode under "
+            "torch.no_grad()."))
+    detached = Finding(
+        "student-detached",
+        "No gradient reaches the student's logits, so the student cannot learn from this loss. "
+        "Something cuts the graph: .detach(), .item(), .data, torch.no_grad() or building a new tensor.",
+        "Keep student_logits attached: only the teacher's logits should be detached.")
+    if student_grad is None or float(student_grad.abs().max()) == 0:
+        return found + [detached]
+    if explanation is None:
+        return found
+    student = probe.student.clone().requires_grad_()
+    ce, kd = explanation.terms(student, probe.teacher, probe.labels, probe.temperature)
+    w_ce, w_kd = _WEIGHTINGS[explanation.weighting](lam)
+    ce_grad, kd_grad = (torch.autograd.grad(term, student)[0] for term in (w_ce * ce, w_kd * kd))
+    if _close(student_grad, ce_grad + kd_grad):
+        return found
+    for grad, cut, kept in ((ce_grad, "soft-target (KD)", "hard-label CE"), (kd_grad, "hard-label CE", "KD")):
+        if _close(student_grad, grad):
+            return found + [Finding(
+                "student-detached",
+                f"Only the {kept} term sends gradient to the student: the {cut} term is computed from detached "
+                "student logits (.detach(), .data or torch.no_grad()), so it shows in the loss value but teaches "
+                "nothing.",
+                detached.fix)]
+    return found + [Finding(
+        "wrong-gradient",
+        "The loss value is as described, but its gradient with respect to the student's logits is not "
+        "the gradient of that value: part of the computation bypasses autograd.",
+        "Compute the loss only with differentiable torch operations on student_logits.")]
+
+
+def _unlabeled_findings(fn: LossFn, explanation: _Hypothesis | None) -> list[Finding]:
+    """labels=None marks an unlabeled transfer batch: the loss must be the KD term alone."""
+    probe = _PROBES[0]
+    fix = "if labels is None: return kd  (an unlabeled batch has only the teacher to learn from)"
+    try:
+        value = _as_number(_run(fn, probe, 0.5, labels=False).loss, probe, 0.5)
+    except Exception as error:
+        message = error.finding.message if isinstance(error, _BadOutput) else f"{type(error).__name__}: {error}"
+        return [Finding(
+            "unlabeled-batch",
+            f"With labels=None (an unlabeled transfer batch) your function fails: {message}",
+            fix)]
+    if explanation is None:
+        return []
+    with torch.no_grad():
+        expected = float(explanation.kd.value(probe.student, probe.teacher, probe.temperature))
+    if math.isclose(value, expected, rel_tol=_RTOL, abs_tol=1e-9):
+        return []
+    return [Finding(
+        "unlabeled-batch",
+        f"With labels=None (an unlabeled transfer batch) your function returns {value:.6g}, but its own KD term "
+        f"is {expected:.6g}: without labels the loss should be the KD term alone, whatever lam is.",
+        fix)]

@@ -1,0 +1,108 @@
+"""Students: small models that read the teacher's token ids and learn from its soft targets."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from .teacher import mean_pool
+from .tokens import vocab_fingerprint
+
+STUDENT_KINDS = ("bag", "tiny-bert", "truncated")
+
+
+class BagStudent(nn.Module):
+    """Average of WordPiece embeddings + a small MLP: word order ignored, trains in seconds."""
+
+    def __init__(self, vocab_size: int, num_labels: int, dim: int = 64, hidden: int = 256, dropout: float = 0.1, pad_id: int = 0):
+        super().__init__()
+        self.pad_id = pad_id
+        self.embedding = nn.EmbeddingBag(vocab_size, dim, mode="sum", padding_idx=pad_id)
+        self.classifier = nn.Sequential(
+            nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, num_labels)
+        )
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        mask = attention_mask.to(self.embedding.weight.dtype)
+        weights = mask / mask.sum(dim=1, keepdim=True).clamp(min=1.0)  # sum of weighted vectors = mean over real tokens
+        pooled = self.embedding(input_ids, per_sample_weights=weights)
+        return self.classifier(pooled)
+
+
+class EncoderStudent(nn.Module):
+    """A BERT encoder (small from scratch, or teacher layers kept) + mean pooling + linear head."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.head(self.dropout(mean_pool(hidden, attention_mask)))
+
+
+def tiny_bert_encoder(vocab_size: int, layers: int = 2, hidden: int = 128, heads: int = 2, max_positions: int = 128) -> nn.Module:
+    """A small BERT built from a config, randomly initialised: same tokenizer, a fraction of the size."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=4 * hidden, max_position_embeddings=max_positions,
+    )
+    return BertModel(config, add_pooling_layer=False)
+
+
+def truncated_encoder(teacher_encoder: nn.Module, keep_layers: int = 3) -> nn.Module:
+    """DistilBERT-style: copy the teacher and keep every other layer, so the student starts from its weights."""
+    total = teacher_encoder.config.num_hidden_layers
+    if not 1 <= keep_layers <= total:
+        raise ValueError(f"keep_layers must be between 1 and the teacher's {total} layers, got {keep_layers}")
+    encoder = copy.deepcopy(teacher_encoder)
+    step = total / keep_layers
+    chosen = sorted({int(i * step) for i in range(keep_layers)})
+    encoder.encoder.layer = nn.ModuleList([encoder.encoder.layer[i] for i in chosen])
+    encoder.config.num_hidden_layers = len(chosen)
+    encoder.kept_layers = chosen
+    return encoder
+
+
+def build_student(kind: str, tokenizer, num_labels: int, teacher_encoder: nn.Module | None = None, seed: int = 0, **options) -> nn.Module:
+    """Make a student of the given kind that reads the teacher tokenizer's ids."""
+    if kind not in STUDENT_KINDS:
+        raise ValueError(f"student must be one of {', '.join(STUDENT_KINDS)}, got {kind!r}")
+    if not isinstance(num_labels, int) or num_labels < 2:
+        raise ValueError(f"num_labels must be an integer ≥ 2, got {num_labels!r}")
+    torch.manual_seed(seed)
+    vocab_size = len(tokenizer)
+    if kind == "bag":
+        student = BagStudent(vocab_size, num_labels, pad_id=tokenizer.pad_token_id, **options)
+    elif kind == "tiny-bert":
+        student = EncoderStudent(tiny_bert_encoder(vocab_size, **options), num_labels)
+    else:
+        if teacher_encoder is None:
+            raise ValueError("the 'truncated' student copies teacher layers: pass teacher_encoder=")
+        student = EncoderStudent(truncated_encoder(teacher_encoder, **options), num_labels)
+    student.vocab_fingerprint = vocab_fingerprint(tokenizer)
+    return student
+
+
+def check_same_tokenizer(student: nn.Module, tokenizer) -> None:
+    """Refuse to distill when student and teacher tokenizers differ: ids would mean different words."""
+    expected = getattr(student, "vocab_fingerprint", None)
+    actual = vocab_fingerprint(tokenizer)
+    if expected is None:
+        raise ValueError("student has no vocab_fingerprint; build it with kdlab.build_student(kind, tokenizer, ...)")
+    if expected != actual:
+        raise ValueError(
+            f"student was built for a tokenizer with vocabulary {expected}, but the teacher's is {actual}; "
+            "build the student from the teacher's tokenizer so both read the same token ids"
+        )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable weights: the size measure in every results table."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
