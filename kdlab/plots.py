@@ -1,0 +1,311 @@
+"""Figures the lessons share: soft targets, temperature, entropy, confusions, dark knowledge.
+
+Every plot draws on an Axes you pass in (or makes its own Figure) and returns it, so notebooks,
+widgets and tests use the same code. Colours come from the Okabe-Ito palette (colour-blind safe);
+maps use viridis/cividis. Class names, not indices, go on the axes.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
+OKABE_ITO = {
+    "blue": "#0072B2", "orange": "#E69F00", "green": "#009E73", "vermillion": "#D55E00",
+    "sky": "#56B4E9", "purple": "#CC79A7", "yellow": "#F0E442", "black": "#000000", "grey": "#999999",
+}
+MODEL_COLORS = [OKABE_ITO[c] for c in ("blue", "green", "purple", "sky", "yellow")]
+GOLD_COLOR = OKABE_ITO["vermillion"]
+FONT_SIZE = 12  # big enough to read from the back of a workshop room
+
+
+# --- the numbers behind the pictures (numpy, so plots and widgets need no autograd) ---
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """softmax(logits / T) along the last axis, in numpy; the same formula as kdlab.soft_targets."""
+    _check_temperature(temperature)
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    scaled = scaled - scaled.max(axis=-1, keepdims=True)  # subtracting the max keeps exp() from overflowing
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def entropy_bits(probs: np.ndarray) -> np.ndarray:
+    """Entropy in bits along the last axis: 0 for a one-hot, log2(K) for a uniform distribution."""
+    probs = np.asarray(probs, dtype=np.float64)
+    # 0 · log 0 counts as 0 (the limit), so one-hot rows give exactly 0.
+    terms = np.where(probs > 0, -probs * np.log2(np.where(probs > 0, probs, 1.0)), 0.0)
+    return terms.sum(axis=-1)
+
+
+def effective_classes(probs: np.ndarray) -> np.ndarray:
+    """2^H (H in bits, the perplexity): how many equally likely classes carry the same uncertainty."""
+    return np.exp2(entropy_bits(probs))
+
+
+def entropy_curve(logits: np.ndarray, temperatures: Sequence[float]) -> dict[str, np.ndarray]:
+    """Per-temperature mean, 10th and 90th percentile of the per-example entropy (bits)."""
+    logits = _as_2d(logits, "logits")
+    temperatures = np.asarray(list(temperatures), dtype=np.float64)
+    if temperatures.size == 0:
+        raise ValueError("temperatures must contain at least one value")
+    for t in temperatures:
+        _check_temperature(float(t))
+    per_t = np.stack([entropy_bits(softmax(logits, float(t))) for t in temperatures])  # (n_T, n_examples)
+    return {
+        "temperature": temperatures,
+        "mean": per_t.mean(axis=1),
+        "p10": np.percentile(per_t, 10, axis=1),
+        "p90": np.percentile(per_t, 90, axis=1),
+    }
+
+
+def average_soft_targets(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row c = the teacher's average soft target over examples whose gold intent is c (rows sum to 1)."""
+    logits = _as_2d(logits, "logits")
+    labels = np.asarray(labels).astype(int).ravel()
+    if labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"labels has {labels.shape[0]} entries but logits has {logits.shape[0]} rows; must match")
+    num_classes = logits.shape[1]
+    if labels.min(initial=0) < 0 or labels.max(initial=0) >= num_classes:
+        raise ValueError(f"labels must be in [0, {num_classes}), got {labels.min()} to {labels.max()}")
+    probs = softmax(logits, temperature)
+    sums = np.zeros((num_classes, num_classes))
+    np.add.at(sums, labels, probs)
+    counts = np.bincount(labels, minlength=num_classes)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def class_similarity(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Symmetric class-by-class similarity (M + Mᵀ)/2 of the average soft targets M: 'which intents look alike'."""
+    mean_targets = average_soft_targets(logits, labels, temperature)
+    return (mean_targets + mean_targets.T) / 2
+
+
+def most_similar_classes(similarity: np.ndarray, count: int = 20) -> list[int]:
+    """The `count` classes with the most off-diagonal similarity, ordered so that look-alikes sit together."""
+    similarity = np.asarray(similarity, dtype=np.float64)
+    if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
+        raise ValueError(f"similarity must be a square matrix, got shape {similarity.shape}")
+    if not 1 <= count <= similarity.shape[0]:
+        raise ValueError(f"count must be between 1 and {similarity.shape[0]}, got {count}")
+    off = np.nan_to_num(similarity.copy())
+    np.fill_diagonal(off, 0.0)
+    chosen = [int(i) for i in np.argsort(-off.sum(axis=1), kind="stable")[:count]]
+    # Greedy chain: start from the most confusable class, always step to its closest unvisited neighbour.
+    order = [chosen[0]]
+    left = set(chosen[1:])
+    while left:
+        last = order[-1]
+        nxt = max(sorted(left), key=lambda j: off[last, j])
+        order.append(nxt)
+        left.remove(nxt)
+    return order
+
+
+def confusion_counts(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """counts[i, j] = how many examples of gold class i were predicted as class j."""
+    predictions = np.asarray(predictions).astype(int).ravel()
+    labels = np.asarray(labels).astype(int).ravel()
+    if predictions.shape != labels.shape:
+        raise ValueError(f"predictions ({predictions.shape[0]}) and labels ({labels.shape[0]}) must have the same length")
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (labels, predictions), 1)
+    return counts
+
+
+def top_confusions(predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str], top: int = 10):
+    """The most frequent (gold → predicted) mistakes, by name, as a pandas DataFrame."""
+    import pandas as pd
+
+    if top < 1:
+        raise ValueError(f"top must be ≥ 1, got {top}")
+    counts = confusion_counts(predictions, labels, len(label_names))
+    support = counts.sum(axis=1)
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    flat = np.argsort(-off, axis=None, kind="stable")[:top]
+    rows = []
+    for gold, pred in zip(*np.unravel_index(flat, off.shape)):
+        if off[gold, pred] == 0:
+            break
+        rows.append({
+            "gold intent": label_names[gold], "predicted as": label_names[pred], "count": int(off[gold, pred]),
+            "share of gold (%)": round(100 * off[gold, pred] / max(support[gold], 1), 1),
+        })
+    return pd.DataFrame(rows, columns=["gold intent", "predicted as", "count", "share of gold (%)"])
+
+
+# --- plots ---
+
+def plot_softmax_toy(
+    logits: Sequence[float], temperatures: Sequence[float] = (1, 4, 20), class_names: Sequence[str] | None = None,
+    figure: Figure | None = None,
+) -> Figure:
+    """One bar chart per temperature for a toy logit vector: see the distribution flatten as T grows."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 1 or logits.size < 2:
+        raise ValueError(f"logits must be a 1-D vector with at least 2 classes, got shape {logits.shape}")
+    if len(temperatures) == 0:
+        raise ValueError("temperatures must contain at least one value")
+    names = list(class_names) if class_names is not None else [f"class {i}" for i in range(logits.size)]
+    if len(names) != logits.size:
+        raise ValueError(f"class_names has {len(names)} names but logits has {logits.size} classes")
+    figure = figure or Figure(figsize=(4.2 * len(temperatures), 4.2), layout="constrained")
+    axes = figure.subplots(1, len(temperatures), sharey=True, squeeze=False)[0]
+    for ax, t in zip(axes, temperatures):
+        probs = softmax(logits, float(t))
+        bars = ax.bar(range(logits.size), probs, color=OKABE_ITO["blue"])
+        ax.bar_label(bars, labels=[f"{p:.2f}" for p in probs], fontsize=FONT_SIZE - 2)
+        ax.set_xticks(range(logits.size), names, rotation=30, ha="right", fontsize=FONT_SIZE - 1)
+        ax.set_title(f"T = {t:g}   (entropy {entropy_bits(probs):.2f} bits)", fontsize=FONT_SIZE + 1)
+        ax.set_ylim(0, 1.08)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("probability softmax(z / T)", fontsize=FONT_SIZE)
+    figure.suptitle(f"The same logits z = {np.array2string(logits, precision=1, separator=', ')} at three temperatures",
+                    fontsize=FONT_SIZE + 2)
+    return figure
+
+
+def plot_distribution(
+    ax: Axes, probs: np.ndarray, label_names: Sequence[str], gold: int | None = None, top_k: int = 10,
+    title: str | None = None, color: str = OKABE_ITO["blue"], xmax: float | None = 1.0,
+) -> Axes:
+    """Horizontal bars of the top-k classes by name, highest on top; the gold intent in vermillion."""
+    probs = np.asarray(probs, dtype=np.float64).ravel()
+    if len(label_names) != probs.size:
+        raise ValueError(f"label_names has {len(label_names)} names but probs has {probs.size} classes")
+    if not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be an integer ≥ 1, got {top_k!r}")
+    if gold is not None and not 0 <= gold < probs.size:
+        raise ValueError(f"gold must be a class index in [0, {probs.size}), got {gold}")
+    top = [int(i) for i in np.argsort(-probs, kind="stable")[: min(top_k, probs.size)]]
+    names = [label_names[i] for i in top]
+    if gold is not None and gold not in top:
+        # Keep the gold intent visible even when the model ranks it low: that is the interesting case.
+        rank = int((probs > probs[gold]).sum()) + 1
+        top.append(gold)
+        names.append(f"{label_names[gold]} (rank {rank})")
+    rows = np.arange(len(top))[::-1]  # first = highest = top row
+    colors = [GOLD_COLOR if i == gold else color for i in top]
+    bars = ax.barh(rows, probs[top], color=colors, edgecolor="none")
+    ax.bar_label(bars, labels=[f"{probs[i]:.3f}" for i in top], padding=3, fontsize=FONT_SIZE - 2)
+    ax.set_yticks(rows, [f"★ {n}" if i == gold else n for i, n in zip(top, names)], fontsize=FONT_SIZE - 1)
+    for tick, i in zip(ax.get_yticklabels(), top):
+        if i == gold:
+            tick.set_color(GOLD_COLOR)
+            tick.set_fontweight("bold")
+    if xmax is not None:
+        ax.set_xlim(0, xmax * 1.12)  # room for the value labels
+    ax.set_xlabel("probability", fontsize=FONT_SIZE)
+    ax.grid(axis="x", alpha=0.3)
+    if title is not None:
+        ax.set_title(title, fontsize=FONT_SIZE + 1)
+    return ax
+
+
+def plot_entropy_vs_temperature(
+    ax: Axes, logits: np.ndarray, temperatures: Sequence[float] | None = None, label: str = "teacher",
+    color: str = OKABE_ITO["blue"], show_max: bool = True,
+) -> Axes:
+    """Mean per-example entropy (bits) against T on a log axis, with the 10–90 % band of examples."""
+    logits = _as_2d(logits, "logits")
+    temperatures = np.geomspace(0.1, 50, 40) if temperatures is None else temperatures
+    curve = entropy_curve(logits, temperatures)
+    ax.fill_between(curve["temperature"], curve["p10"], curve["p90"], color=color, alpha=0.25,
+                    label=f"{label}: 10–90 % of examples")
+    ax.plot(curve["temperature"], curve["mean"], color=color, linewidth=2.5, label=f"{label}: mean")
+    if show_max:
+        top = np.log2(logits.shape[1])
+        ax.axhline(top, color=OKABE_ITO["black"], linestyle="--", linewidth=1.2,
+                   label=f"uniform over {logits.shape[1]} classes = log2({logits.shape[1]}) = {top:.2f} bits")
+    ax.set_xscale("log")
+    ax.set_xlabel("temperature T (log scale)", fontsize=FONT_SIZE)
+    ax.set_ylabel("entropy of softmax(z / T)  [bits]", fontsize=FONT_SIZE)
+    ax.set_title(f"How flat the soft targets get as T grows ({logits.shape[0]} examples)", fontsize=FONT_SIZE + 1)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=FONT_SIZE - 2, loc="upper left")
+    return ax
+
+
+def plot_similarity_map(
+    ax: Axes, similarity: np.ndarray, label_names: Sequence[str], classes: Sequence[int] | None = None,
+    title: str = "Which intents the teacher thinks look alike", hide_diagonal: bool = True, cmap: str = "viridis",
+    colorbar_label: str = "average probability (symmetrised)",
+) -> Axes:
+    """Heat map of a class-by-class matrix for a subset of classes, names on both axes."""
+    similarity = np.asarray(similarity, dtype=np.float64)
+    if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
+        raise ValueError(f"similarity must be a square matrix, got shape {similarity.shape}")
+    if len(label_names) != similarity.shape[0]:
+        raise ValueError(f"label_names has {len(label_names)} names but similarity is {similarity.shape[0]}×{similarity.shape[0]}")
+    classes = list(range(similarity.shape[0])) if classes is None else [int(c) for c in classes]
+    sub = similarity[np.ix_(classes, classes)].copy()
+    if hide_diagonal:
+        # The diagonal (mass on the right intent) would swamp the colour scale; grey it out.
+        np.fill_diagonal(sub, np.nan)
+    image = ax.imshow(sub, cmap=cmap, interpolation="nearest")
+    image.cmap.set_bad(OKABE_ITO["grey"])
+    names = [label_names[c] for c in classes]
+    size = FONT_SIZE - 1 if len(classes) <= 20 else FONT_SIZE - 3
+    ax.set_xticks(range(len(classes)), names, rotation=60, ha="right", rotation_mode="anchor", fontsize=size)
+    ax.set_yticks(range(len(classes)), names, fontsize=size)
+    ax.set_title(title, fontsize=FONT_SIZE + 1)
+    colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    colorbar.set_label(colorbar_label, fontsize=FONT_SIZE - 1)
+    return ax
+
+
+def plot_confusions(
+    ax: Axes, predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str], count: int = 12,
+    title: str | None = None,
+) -> Axes:
+    """Confusion counts among the `count` intents involved in the most mistakes (diagonal greyed out)."""
+    counts = confusion_counts(predictions, labels, len(label_names))
+    if not 2 <= count <= len(label_names):
+        raise ValueError(f"count must be between 2 and {len(label_names)}, got {count}")
+    off = counts.astype(np.float64)
+    np.fill_diagonal(off, 0.0)
+    classes = most_similar_classes(off + off.T, count)
+    sub = off[np.ix_(classes, classes)]
+    shown = np.where(np.eye(len(classes), dtype=bool), np.nan, sub)
+    image = ax.imshow(shown, cmap="cividis", interpolation="nearest")
+    image.cmap.set_bad(OKABE_ITO["grey"])
+    vmax = np.nanmax(shown) if np.isfinite(shown).any() else 1.0
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if i != j and sub[i, j] > 0:
+                ax.text(j, i, int(sub[i, j]), ha="center", va="center", fontsize=FONT_SIZE - 2,
+                        color="black" if sub[i, j] > 0.6 * vmax else "white")
+    names = [label_names[c] for c in classes]
+    ax.set_xticks(range(len(classes)), names, rotation=60, ha="right", rotation_mode="anchor", fontsize=FONT_SIZE - 2)
+    ax.set_yticks(range(len(classes)), names, fontsize=FONT_SIZE - 2)
+    ax.set_xlabel("predicted intent", fontsize=FONT_SIZE)
+    ax.set_ylabel("gold intent", fontsize=FONT_SIZE)
+    ax.set_title(title or f"Mistakes among the {count} most-confused intents (count of test queries)", fontsize=FONT_SIZE + 1)
+    colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    colorbar.set_label("queries (off-diagonal only)", fontsize=FONT_SIZE - 1)
+    return ax
+
+
+# --- validation ---
+
+def _check_temperature(temperature: float) -> None:
+    """Reject temperatures that would divide by zero or flip the softmax."""
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+
+
+def _as_2d(array, name: str) -> np.ndarray:
+    """Accept a tensor or array of shape (examples, classes), as float64 numpy."""
+    if hasattr(array, "detach"):
+        array = array.detach().cpu().numpy()
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] < 2:
+        raise ValueError(f"{name} must be 2-D (examples ≥ 1, classes ≥ 2), got shape {array.shape}")
+    return array

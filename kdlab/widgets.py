@@ -1,0 +1,277 @@
+"""Interactive pieces of the lessons: the environment check and the temperature explorer.
+
+Widgets redraw a plain matplotlib Figure into an ipywidgets.Output (no ipympl needed), and keep
+the numbers behind the current picture as attributes, so tests can move a control and check them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from . import plots
+
+
+# --- environment check (notebook 00) ---
+
+def environment_report() -> dict:
+    """What is installed and whether the offline teacher and the data are found, so setup problems show early."""
+    report: dict = {"python": platform.python_version()}
+    for package in ("torch", "transformers", "datasets", "ipywidgets", "matplotlib", "numpy"):
+        try:
+            report[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            report[package] = None
+    try:
+        import torch
+
+        report["device"] = f"GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU"
+        report["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        report["device"], report["torch_threads"] = None, None
+    report["cpu_count"] = os.cpu_count()
+    report["hf_offline"] = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+    from .teacher import packaged_teacher_path
+
+    try:
+        report["teacher_path"], report["teacher_found"], report["teacher_problem"] = str(packaged_teacher_path()), True, None
+    except (FileNotFoundError, ValueError) as problem:
+        report["teacher_path"], report["teacher_found"], report["teacher_problem"] = None, False, str(problem)
+
+    from .data import load_splits
+
+    try:
+        splits = load_splits()
+        report["data_found"], report["data_problem"] = True, None
+        report["data_sizes"] = {name: len(part) for name, part in splits.items()}
+        report["num_classes"] = len(splits["train"].features["label"].names)
+    except (FileNotFoundError, ValueError) as problem:
+        report["data_found"], report["data_problem"], report["data_sizes"], report["num_classes"] = False, str(problem), None, None
+
+    from .cache import cache_root
+
+    root = cache_root()
+    report["cache_folder"] = str(root)
+    report["cache_files"] = sorted(p.name for p in root.glob("teacher-*.safetensors")) if root.exists() else []
+    report["ready"] = bool(report["torch"] and report["transformers"] and report["teacher_found"] and report["data_found"])
+    return report
+
+
+def environment_summary(report: dict | None = None) -> str:
+    """The environment report as a few readable lines with ✔ / ✘, for the welcome notebook."""
+    report = environment_report() if report is None else report
+
+    def mark(ok) -> str:
+        return "✔" if ok else "✘"
+
+    packages = ", ".join(f"{name} {report.get(name) or 'MISSING'}" for name in
+                         ("torch", "transformers", "datasets", "ipywidgets", "matplotlib"))
+    lines = [
+        f"{mark(True)} Python {report['python']}",
+        f"{mark(report.get('torch') and report.get('transformers'))} {packages}",
+        f"{mark(True)} compute: {report.get('device')} ({report.get('cpu_count')} CPU cores, torch uses {report.get('torch_threads')} threads)",
+    ]
+    if report["teacher_found"]:
+        lines.append(f"{mark(True)} offline teacher (MiniLM-L6-H384) found, weights verified: {report['teacher_path']}")
+    else:
+        lines.append(f"{mark(False)} offline teacher NOT found: {report['teacher_problem']}")
+    if report["data_found"]:
+        sizes = ", ".join(f"{k} {v:,}" for k, v in report["data_sizes"].items())
+        lines.append(f"{mark(True)} Banking77 data found: {report['num_classes']} intents; {sizes} queries")
+    else:
+        lines.append(f"{mark(False)} data NOT found: {report['data_problem']}")
+    if report["cache_files"]:
+        lines.append(f"{mark(True)} teacher cache present ({len(report['cache_files'])} file(s) in {report['cache_folder']})")
+    else:
+        lines.append(f"• teacher cache not built yet: notebook 01 builds it (about 1–2 min, once)")
+    lines.append("READY: every lesson can run offline." if report["ready"] else
+                 "NOT READY: fix the ✘ lines above (see the README's setup commands).")
+    return "\n".join(lines)
+
+
+# --- temperature explorer (notebook 02, reused with a student in notebook 04) ---
+
+class TemperatureExplorer:
+    """Pick a query, move T, and watch the teacher's (and optionally students') soft targets change.
+
+    Controls: `.search` (text filter), `.example` (dropdown of queries), `.temperature` (log slider),
+    `.top_k` (how many bars). The numbers behind the current figure: `.current_index`,
+    `.current_probs` (name → probabilities over all classes), `.current_entropy_bits`,
+    `.current_effective_classes` (2^H), and `.figure` (the last matplotlib Figure drawn).
+    """
+
+    MAX_OPTIONS = 300  # a dropdown with thousands of entries is slow in the browser; the search box narrows it
+
+    def __init__(
+        self,
+        logits: Mapping[str, np.ndarray],
+        labels: np.ndarray,
+        label_names: Sequence[str],
+        texts: Sequence[str] | None = None,
+        temperature: float = 1.0,
+        top_k: int = 8,
+        index: int = 0,
+        draw: bool = True,
+    ):
+        import ipywidgets as w
+
+        if not logits:
+            raise ValueError("logits must hold at least one model's logits, e.g. {'teacher': cache.logits['test']}")
+        self.logits = {name: plots._as_2d(values, f"logits['{name}']") for name, values in logits.items()}
+        shapes = {values.shape for values in self.logits.values()}
+        if len(shapes) != 1:
+            raise ValueError(f"every model's logits must have the same shape (examples, classes), got {sorted(shapes)}")
+        num_examples, num_classes = shapes.pop()
+        self.labels = np.asarray(labels).astype(int).ravel()
+        if self.labels.shape[0] != num_examples:
+            raise ValueError(f"labels has {self.labels.shape[0]} entries but logits have {num_examples} rows")
+        if len(label_names) != num_classes:
+            raise ValueError(f"label_names has {len(label_names)} names but logits have {num_classes} classes")
+        self.label_names = list(label_names)
+        self.texts = [f"example {i}" for i in range(num_examples)] if texts is None else [str(t) for t in texts]
+        if len(self.texts) != num_examples:
+            raise ValueError(f"texts has {len(self.texts)} entries but logits have {num_examples} rows")
+        plots._check_temperature(temperature)
+        if not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise ValueError(f"top_k must be an integer ≥ 1, got {top_k!r}")
+        if not 0 <= index < num_examples:
+            raise ValueError(f"index must be in [0, {num_examples}), got {index}")
+        self.draw = draw
+        self.figure = None
+
+        self.search = w.Text(value="", placeholder="type words to filter queries, e.g. 'card'", description="Search:",
+                             continuous_update=False, layout=w.Layout(width="60%"))
+        self.example = w.Dropdown(options=self._options(""), value=index, description="Query:",
+                                  layout=w.Layout(width="95%"))
+        if index not in [value for _, value in self.example.options]:
+            self.example.options = [(self._option_label(index), index)] + list(self.example.options)
+            self.example.value = index
+        self.temperature = w.FloatLogSlider(value=temperature, base=10, min=-1, max=np.log10(50), step=0.01,
+                                            description="T:", readout_format=".2f", continuous_update=False,
+                                            layout=w.Layout(width="60%"))
+        self.top_k = w.IntSlider(value=min(int(top_k), num_classes), min=1, max=min(20, num_classes),
+                                 description="top-k bars:", continuous_update=False)
+        self.stats = w.HTML()
+        self.output = w.Output()
+        self.widget = w.VBox([self.search, self.example, w.HBox([self.temperature, self.top_k]), self.stats, self.output])
+
+        self.search.observe(self._on_search, names="value")
+        for control in (self.example, self.temperature, self.top_k):
+            control.observe(lambda change: self.update(), names="value")
+        self.update()
+
+    # -- behaviour --
+
+    def _option_label(self, i: int) -> str:
+        return f"#{i}  {self.texts[i]}   [{self.label_names[self.labels[i]]}]"
+
+    def _options(self, query: str) -> list[tuple[str, int]]:
+        words = query.lower().split()
+        matches = [i for i, text in enumerate(self.texts) if all(word in text.lower() for word in words)]
+        return [(self._option_label(i), i) for i in matches[: self.MAX_OPTIONS]]
+
+    def _on_search(self, change) -> None:
+        options = self._options(change["new"])
+        if not options:
+            self.stats.value = f"<b>No query contains '{change['new']}'.</b> Try another word."
+            return
+        current = self.example.value
+        self.example.options = options
+        if current not in [value for _, value in options]:
+            self.example.value = options[0][1]  # triggers update()
+        # else: same example still selected, nothing to redraw
+
+    def update(self) -> None:
+        """Recompute the soft targets for the current query and T, then redraw."""
+        i, t = int(self.example.value), float(self.temperature.value)
+        self.current_index = i
+        self.current_probs = {name: plots.softmax(values[i], t) for name, values in self.logits.items()}
+        self.current_entropy_bits = {name: float(plots.entropy_bits(p)) for name, p in self.current_probs.items()}
+        self.current_effective_classes = {name: float(2 ** h) for name, h in self.current_entropy_bits.items()}
+        gold = int(self.labels[i])
+        parts = [
+            f"<b>{name}</b>: entropy <b>{self.current_entropy_bits[name]:.2f} bits</b> "
+            f"≈ <b>{self.current_effective_classes[name]:.1f}</b> effective classes (2<sup>H</sup>), "
+            f"p(gold) = {self.current_probs[name][gold]:.3f}"
+            for name in self.current_probs
+        ]
+        self.stats.value = (f"<div style='font-size:1.1em'>Query: <i>“{self.texts[i]}”</i> — gold intent "
+                            f"<b style='color:{plots.GOLD_COLOR}'>{self.label_names[gold]}</b> at T = {t:.2f}<br>"
+                            + "<br>".join(parts) + "</div>")
+        self.figure = self._make_figure(i, t, gold)
+        if self.draw:
+            from IPython.display import display
+
+            self.output.clear_output(wait=True)
+            with self.output:
+                display(self.figure)
+
+    def _make_figure(self, i: int, t: float, gold: int):
+        from matplotlib.figure import Figure
+
+        count = len(self.current_probs)
+        k = int(self.top_k.value)
+        figure = Figure(figsize=(6.5 * count, 0.45 * (k + 1) + 1.6), layout="constrained")
+        axes = figure.subplots(1, count, squeeze=False)[0]
+        for n, (ax, (name, probs)) in enumerate(zip(axes, self.current_probs.items())):
+            plots.plot_distribution(ax, probs, self.label_names, gold=gold, top_k=k,
+                                    color=plots.MODEL_COLORS[n % len(plots.MODEL_COLORS)],
+                                    title=f"{name}: top {k} intents at T = {t:.2f}")
+        return figure
+
+    def bar_heights(self, model: str | None = None) -> np.ndarray:
+        """Heights of the bars drawn for one model (default: the first), top row first."""
+        names = list(self.current_probs)
+        model = names[0] if model is None else model
+        if model not in names:
+            raise ValueError(f"model must be one of {names}, got {model!r}")
+        ax = self.figure.axes[names.index(model)]
+        bars = sorted(ax.patches, key=lambda bar: -bar.get_y())
+        return np.array([bar.get_width() for bar in bars])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def temperature_explorer(
+    cache,
+    split: str = "test",
+    texts: Sequence[str] | None = None,
+    extra_logits: Mapping[str, np.ndarray] | None = None,
+    temperature: float = 1.0,
+    top_k: int = 8,
+    index: int = 0,
+    draw: bool = True,
+) -> TemperatureExplorer:
+    """The temperature explorer on a TeacherCache split; pass extra_logits={'student': ...} to compare models."""
+    if split not in cache.logits:
+        raise ValueError(f"split must be one of {sorted(cache.logits)}, got {split!r}")
+    if texts is None:
+        texts = _split_texts(cache, split)
+    logits = {"teacher": cache.logits[split]}
+    for name, values in (extra_logits or {}).items():
+        if name in logits:
+            raise ValueError(f"extra_logits may not use the name {name!r}: it is the cache's own model")
+        logits[name] = values
+    return TemperatureExplorer(logits, cache.labels[split], cache.label_names, texts=texts, temperature=temperature,
+                               top_k=top_k, index=index, draw=draw)
+
+
+def _split_texts(cache, split: str) -> list[str] | None:
+    """The query texts of a cached split, aligned by example id (None if the data folder is gone)."""
+    from .data import load_splits
+
+    data = cache.meta.get("data") if isinstance(cache.meta, dict) else None
+    try:
+        part = load_splits(data)[split] if data else load_splits()[split]
+    except (FileNotFoundError, ValueError):
+        return None
+    text_by_id = dict(zip(list(part["id"]), list(part["text"])))
+    return [text_by_id.get(int(i), f"example {int(i)}") for i in cache.ids[split]]
