@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -249,8 +250,7 @@ def plot_similarity_map(
     if hide_diagonal:
         # The diagonal (mass on the right intent) would swamp the colour scale; grey it out.
         np.fill_diagonal(sub, np.nan)
-    image = ax.imshow(sub, cmap=cmap, interpolation="nearest")
-    image.cmap.set_bad(OKABE_ITO["grey"])
+    image = ax.imshow(sub, cmap=colormaps[cmap].with_extremes(bad=OKABE_ITO["grey"]), interpolation="nearest")
     names = [label_names[c] for c in classes]
     size = FONT_SIZE - 1 if len(classes) <= 20 else FONT_SIZE - 3
     ax.set_xticks(range(len(classes)), names, rotation=60, ha="right", rotation_mode="anchor", fontsize=size)
@@ -274,8 +274,7 @@ def plot_confusions(
     classes = most_similar_classes(off + off.T, count)
     sub = off[np.ix_(classes, classes)]
     shown = np.where(np.eye(len(classes), dtype=bool), np.nan, sub)
-    image = ax.imshow(shown, cmap="cividis", interpolation="nearest")
-    image.cmap.set_bad(OKABE_ITO["grey"])
+    image = ax.imshow(shown, cmap=colormaps["cividis"].with_extremes(bad=OKABE_ITO["grey"]), interpolation="nearest")
     vmax = np.nanmax(shown) if np.isfinite(shown).any() else 1.0
     for i in range(len(classes)):
         for j in range(len(classes)):

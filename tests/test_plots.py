@@ -1,0 +1,153 @@
+"""kdlab.plots: every number a figure shows is checked against an independent computation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from kdlab import plots, soft_targets
+
+NAMES = ["card_arrival", "card_delivery_estimate", "lost_or_stolen_card", "top_up_failed", "exchange_rate"]
+
+
+def numpy_softmax(z, t):
+    """Reference softmax written out by hand, without the max-subtraction trick."""
+    e = [math.exp(v / t) for v in z]
+    return np.array([v / sum(e) for v in e])
+
+
+def synthetic(n: int = 60, k: int = len(NAMES), seed: int = 0):
+    """Logits where class c is predicted for gold c, with class 0 and 1 made to look alike."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % k
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), labels] += 5.0
+    logits[labels == 0, 1] += 3.0
+    logits[labels == 1, 0] += 3.0
+    return logits, labels
+
+
+def axes() -> "plots.Axes":
+    return Figure().subplots()
+
+
+def test_softmax_matches_hand_and_torch():
+    z = [2.0, 1.0, 0.1, -1.0]
+    for t in (0.5, 1.0, 4.0, 20.0):
+        np.testing.assert_allclose(plots.softmax(np.array(z), t), numpy_softmax(z, t), rtol=1e-12)
+        np.testing.assert_allclose(plots.softmax(np.array(z), t), soft_targets(torch.tensor(z, dtype=torch.float64), t).numpy(), rtol=1e-12)
+    assert np.isfinite(plots.softmax(np.array([1000.0, 0.0]), 0.05)).all()
+
+
+def test_entropy_and_effective_classes_by_hand():
+    assert plots.entropy_bits(np.array([1.0, 0.0, 0.0])) == 0.0
+    assert plots.entropy_bits(np.full(8, 1 / 8)) == pytest.approx(3.0)
+    assert plots.entropy_bits(np.array([0.5, 0.25, 0.25])) == pytest.approx(1.5)
+    assert plots.effective_classes(np.full(77, 1 / 77)) == pytest.approx(77.0)
+    assert plots.effective_classes(np.array([0.5, 0.5, 0.0])) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_temperature_is_named(bad):
+    with pytest.raises(ValueError, match="temperature"):
+        plots.softmax(np.zeros(3), bad)
+
+
+def test_softmax_toy_bars_are_the_softmax():
+    z = [3.0, 1.5, 0.5, 0.0]
+    fig = plots.plot_softmax_toy(z, temperatures=(1, 4, 20), class_names=["a", "b", "c", "d"])
+    assert len(fig.axes) == 3
+    for ax, t in zip(fig.axes, (1, 4, 20)):
+        heights = [bar.get_height() for bar in ax.patches]
+        np.testing.assert_allclose(heights, numpy_softmax(z, t), rtol=1e-9)
+        assert f"T = {t}" in ax.get_title()
+    # flatter at higher T: the top bar shrinks
+    assert fig.axes[0].patches[0].get_height() > fig.axes[1].patches[0].get_height() > fig.axes[2].patches[0].get_height()
+    assert fig.axes[0].get_ylabel()
+    with pytest.raises(ValueError, match="class_names"):
+        plots.plot_softmax_toy(z, class_names=["a"])
+
+
+def test_distribution_top_k_by_name_with_gold():
+    z = np.array([0.1, 2.0, 1.0, 3.0, -1.0])
+    probs = numpy_softmax(z, 2.0)
+    ax = plots.plot_distribution(axes(), probs, NAMES, gold=1, top_k=3, title="x")
+    bars = sorted(ax.patches, key=lambda b: -b.get_y())  # top row first
+    np.testing.assert_allclose([b.get_width() for b in bars], np.sort(probs)[::-1][:3])
+    labels = [t.get_text() for t in ax.get_yticklabels()]  # top row first
+    assert labels == ["top_up_failed", "★ card_delivery_estimate", "lost_or_stolen_card"]
+    assert bars[1].get_facecolor()[:3] != bars[0].get_facecolor()[:3]  # gold stands out
+    assert ax.get_xlabel() == "probability" and ax.get_title() == "x"
+
+
+def test_distribution_appends_gold_outside_top_k():
+    probs = numpy_softmax([0.1, 2.0, 1.0, 3.0, -1.0], 1.0)
+    ax = plots.plot_distribution(axes(), probs, NAMES, gold=4, top_k=2)
+    assert len(ax.patches) == 3
+    assert "(rank 5)" in ax.get_yticklabels()[-1].get_text()  # bottom row
+
+
+@pytest.mark.parametrize("kwargs, word", [({"top_k": 0}, "top_k"), ({"gold": 9}, "gold")])
+def test_distribution_bad_input(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        plots.plot_distribution(axes(), np.full(5, 0.2), NAMES, **kwargs)
+    with pytest.raises(ValueError, match="label_names"):
+        plots.plot_distribution(axes(), np.full(4, 0.25), NAMES)
+
+
+def test_entropy_curve_rises_with_temperature_and_matches_by_hand():
+    logits, _ = synthetic()
+    temps = [0.5, 1.0, 4.0, 50.0]
+    curve = plots.entropy_curve(logits, temps)
+    by_hand = [np.mean([-(p * np.log2(p)).sum() for p in (numpy_softmax(row, t) for row in logits)]) for t in temps]
+    np.testing.assert_allclose(curve["mean"], by_hand, rtol=1e-9)
+    assert np.all(np.diff(curve["mean"]) > 0)
+    assert np.all(curve["p10"] <= curve["mean"]) and np.all(curve["mean"] <= curve["p90"])
+    assert curve["mean"][-1] <= math.log2(logits.shape[1])
+    ax = plots.plot_entropy_vs_temperature(axes(), torch.tensor(logits), temps)
+    assert ax.get_xscale() == "log" and "bits" in ax.get_ylabel()
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), by_hand, rtol=1e-9)
+
+
+def test_average_soft_targets_and_similarity():
+    logits, labels = synthetic()
+    mean_targets = plots.average_soft_targets(logits, labels, temperature=2.0)
+    np.testing.assert_allclose(mean_targets.sum(axis=1), 1.0)
+    expected_row0 = np.mean([numpy_softmax(row, 2.0) for row in logits[labels == 0]], axis=0)
+    np.testing.assert_allclose(mean_targets[0], expected_row0)
+    sim = plots.class_similarity(logits, labels, 2.0)
+    np.testing.assert_allclose(sim, sim.T)
+    off = sim - np.diag(np.diag(sim))
+    assert np.unravel_index(off.argmax(), off.shape) in {(0, 1), (1, 0)}  # the planted look-alikes
+    order = plots.most_similar_classes(sim, 3)
+    assert set(order[:2]) == {0, 1}
+    ax = plots.plot_similarity_map(axes(), sim, NAMES, classes=order)
+    shown = ax.images[0].get_array()
+    assert np.ma.is_masked(shown[0, 0]) or np.isnan(shown[0, 0])  # diagonal hidden
+    assert shown[0, 1] == pytest.approx(sim[order[0], order[1]])
+    assert [t.get_text() for t in ax.get_yticklabels()] == [NAMES[c] for c in order]
+    with pytest.raises(ValueError, match="labels"):
+        plots.average_soft_targets(logits, labels[:-1])
+
+
+def test_confusions_table_and_plot():
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 4])
+    preds = np.array([0, 1, 1, 0, 1, 2, 3, 2, 3, 4])
+    counts = plots.confusion_counts(preds, labels, 5)
+    assert counts.sum() == 10 and counts[0, 1] == 2 and counts[1, 0] == 1 and counts[2, 3] == 1
+    table = plots.top_confusions(preds, labels, NAMES, top=5)
+    assert list(table["count"]) == [2, 1, 1]
+    assert table.iloc[0]["gold intent"] == "card_arrival" and table.iloc[0]["predicted as"] == "card_delivery_estimate"
+    assert table.iloc[0]["share of gold (%)"] == pytest.approx(66.7)
+    ax = plots.plot_confusions(axes(), preds, labels, NAMES, count=3)
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    assert set(names) >= {"card_arrival", "card_delivery_estimate"}
+    shown = ax.images[0].get_array()
+    i, j = names.index("card_arrival"), names.index("card_delivery_estimate")
+    assert shown[i, j] == 2 and ax.get_xlabel() == "predicted intent"
+    with pytest.raises(ValueError, match="count"):
+        plots.plot_confusions(axes(), preds, labels, NAMES, count=1)

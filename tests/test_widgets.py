@@ -1,0 +1,122 @@
+"""kdlab.widgets: build the explorer on a synthetic cache, move its controls, check what it shows."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import kdlab
+from kdlab import TeacherCache, widgets
+from kdlab.tokens import Tokens
+
+NAMES = ["card_arrival", "card_delivery_estimate", "lost_or_stolen_card", "top_up_failed", "exchange_rate"]
+TEXTS = ["where is my card", "when will my card arrive", "my card was stolen", "top up did not work",
+         "what exchange rate do you use", "my new card has not come", "lost my wallet and card", "rate for euros"]
+
+
+def synthetic_cache(n: int = len(TEXTS), k: int = len(NAMES)) -> TeacherCache:
+    """A TeacherCache-shaped object with random logits: enough for the widgets, no teacher needed."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % k
+    logits = torch.randn(n, k, generator=generator)
+    logits[torch.arange(n), labels] += 4.0
+    split = {"logits": logits, "features": torch.zeros(n, 4), "ids": torch.arange(n), "labels": labels,
+             "tokens": Tokens(torch.zeros(n, 3, dtype=torch.long), torch.ones(n, 3, dtype=torch.long))}
+    return TeacherCache(key="toy", path=Path("toy.safetensors"), label_names=NAMES, meta={},
+                        **{field: {"test": value} for field, value in split.items()})
+
+
+@pytest.fixture
+def cache() -> TeacherCache:
+    return synthetic_cache()
+
+
+def explorer(cache, **kwargs):
+    return widgets.temperature_explorer(cache, texts=TEXTS, draw=False, **kwargs)
+
+
+def test_explorer_shows_the_soft_targets(cache):
+    view = explorer(cache, temperature=1.0, index=2)
+    probs = view.current_probs["teacher"]
+    np.testing.assert_allclose(probs, kdlab.soft_targets(cache.logits["test"][2], 1.0).numpy(), atol=1e-6)
+    # bars: the top-k probabilities, largest first
+    np.testing.assert_allclose(view.bar_heights(), np.sort(probs)[::-1][: view.top_k.value], atol=1e-12)
+    assert "my card was stolen" in view.stats.value and NAMES[2] in view.stats.value
+
+
+def test_moving_temperature_updates_figure_and_entropy(cache):
+    view = explorer(cache, temperature=1.0, index=0)
+    before = view.current_entropy_bits["teacher"]
+    view.temperature.value = 10
+    after = view.current_probs["teacher"]
+    np.testing.assert_allclose(after, kdlab.soft_targets(cache.logits["test"][0], 10).numpy(), atol=1e-6)
+    by_hand = -sum(p * math.log2(p) for p in after)
+    assert view.current_entropy_bits["teacher"] == pytest.approx(by_hand)
+    assert view.current_entropy_bits["teacher"] > before
+    assert view.current_effective_classes["teacher"] == pytest.approx(2 ** by_hand)
+    np.testing.assert_allclose(view.bar_heights(), np.sort(after)[::-1][: view.top_k.value], atol=1e-12)
+    assert "T = 10.00" in view.figure.axes[0].get_title()
+
+
+def test_picking_and_searching_examples(cache):
+    view = explorer(cache)
+    view.example.value = 4
+    assert view.current_index == 4
+    np.testing.assert_allclose(view.current_probs["teacher"], kdlab.soft_targets(cache.logits["test"][4], 1.0).numpy(), atol=1e-6)
+    view.search.value = "stolen"
+    assert [value for _, value in view.example.options] == [2]
+    assert view.current_index == 2
+    view.search.value = "zebra"  # no match: keeps the current query and says so
+    assert view.current_index == 2 and "No query" in view.stats.value
+    view.top_k.value = 2
+    assert len(view.bar_heights()) in (2, 3)  # 3 when the gold intent is outside the top 2
+
+
+def test_extra_models_are_drawn_side_by_side(cache):
+    student = cache.logits["test"] * 0.3
+    view = explorer(cache, extra_logits={"student": student}, temperature=2.0)
+    assert list(view.current_probs) == ["teacher", "student"] and len(view.figure.axes) == 2
+    np.testing.assert_allclose(view.current_probs["student"], kdlab.soft_targets(student[0], 2.0).numpy(), atol=1e-6)
+    np.testing.assert_allclose(view.bar_heights("student"), np.sort(view.current_probs["student"])[::-1][: view.top_k.value])
+    with pytest.raises(ValueError, match="same shape"):
+        explorer(cache, extra_logits={"student": student[:3]})
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"split": "validation"}, "split"), ({"temperature": 0.0}, "temperature"), ({"temperature": -2.0}, "temperature"),
+    ({"top_k": 0}, "top_k"), ({"index": 99}, "index"),
+])
+def test_bad_input_names_the_argument(cache, kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        explorer(cache, **kwargs)
+
+
+def test_draws_into_an_output_widget(cache):
+    view = widgets.temperature_explorer(cache, texts=TEXTS, draw=True)
+    assert view.output in view.widget.children and view.temperature in view.widget.children[2].children
+
+
+def test_environment_report_and_summary():
+    report = widgets.environment_report()
+    for key in ("python", "torch", "transformers", "ipywidgets", "device", "teacher_found", "data_found", "ready"):
+        assert key in report
+    assert report["torch"] == torch.__version__.split("+")[0] or report["torch"].startswith(torch.__version__.split("+")[0])
+    summary = widgets.environment_summary(report)
+    assert f"Python {report['python']}" in summary and "ipywidgets" in summary
+    assert ("READY" in summary.splitlines()[-1])
+
+
+def test_environment_summary_says_what_is_missing(monkeypatch):
+    def no_teacher(verify=True):
+        raise FileNotFoundError("the offline teacher package is not installed")
+
+    monkeypatch.setattr(kdlab.teacher, "packaged_teacher_path", no_teacher)
+    report = widgets.environment_report()
+    assert report["teacher_found"] is False and report["ready"] is False
+    summary = widgets.environment_summary(report)
+    assert "offline teacher NOT found: the offline teacher package is not installed" in summary
+    assert summary.splitlines()[-1].startswith("NOT READY")
