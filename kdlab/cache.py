@@ -49,7 +49,10 @@ class TeacherCache:
     def logits_for(self, split: str, example_ids: Tensor) -> Tensor:
         """Teacher logits for the given example ids, whatever order or subset they come in."""
         position = self._position(split)
-        rows = position[torch.as_tensor(example_ids, dtype=torch.long)]
+        example_ids = torch.as_tensor(example_ids, dtype=torch.long)
+        if len(example_ids) and (example_ids.min() < 0 or example_ids.max() >= len(position)):
+            raise ValueError(f"example ids not in the teacher cache for split '{split}'; rebuild the cache")
+        rows = position[example_ids]
         if (rows < 0).any():
             raise ValueError(f"example ids not in the teacher cache for split '{split}'; rebuild the cache")
         return self.logits[split][rows]

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny random BERT saved with save_pretrained, and a tiny data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from toy import FILLER, TOY_WORDS, write_toy_split
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+@pytest.fixture
+def toy_data(tmp_path: Path) -> Path:
+    """A data folder with train/dev/test .tsv files of the three toy intents."""
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    for split, rows, seed in (("train", 90, 0), ("dev", 30, 1), ("test", 30, 2)):
+        write_toy_split(folder / f"{split}.tsv", rows, seed)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer BERT and its tokenizer, saved like a hub download would be."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted({w for ws in TOY_WORDS.values() for w in ws} | set(FILLER))
+    tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(vocab)}, do_lower_case=True)
+    tokenizer.save_pretrained(folder)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return folder

@@ -1,0 +1,54 @@
+"""The teacher: finding the packaged MiniLM, loading any local folder, pooling, embedding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kdlab.teacher import Teacher, embed, load_encoder, mean_pool, packaged_teacher_path, verify_weights
+from kdlab.tokens import tokenize
+
+
+def test_packaged_minilm_is_found_and_its_weights_verified():
+    path = packaged_teacher_path()
+    assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+
+
+def test_wrong_weights_hash_is_refused(tmp_path):
+    fake = tmp_path / "model.safetensors"
+    fake.write_bytes(b"not the weights")
+    with pytest.raises(ValueError, match="corrupted or replaced: reinstall"):
+        verify_weights(fake, "0" * 64)
+
+
+def test_mean_pool_matches_a_loop_over_real_tokens():
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    expected = torch.stack([hidden[i, : int(mask[i].sum())].mean(dim=0) for i in range(3)])
+    assert torch.allclose(mean_pool(hidden, mask), expected, atol=1e-6)
+
+
+def test_local_folder_saved_with_save_pretrained_loads_like_a_hub_id(tiny_bert):
+    encoder, tokenizer = load_encoder(str(tiny_bert))
+    assert encoder.config.num_hidden_layers == 2 and not encoder.training
+    assert tokenizer.tokenize("my card is lost") == ["my", "card", "is", "lost"]
+
+
+def test_hub_id_while_offline_says_how_to_use_a_local_path(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="save_pretrained"):
+        load_encoder("bert-base-uncased")
+
+
+def test_embed_sorted_batches_equal_one_by_one_features(tiny_bert):
+    encoder, tokenizer = load_encoder(str(tiny_bert))
+    teacher = Teacher(encoder, num_labels=3)
+    texts = ["card lost", "please help my top up money add", "euro", "why is the exchange rate a dollar"]
+    tokens = tokenize(tokenizer, texts)
+    batched = embed(teacher, tokens, batch_size=3, progress=False)
+    with torch.no_grad():
+        encoded = [tokenizer([t], return_tensors="pt") for t in texts]
+        single = torch.cat([teacher.features(e["input_ids"], e["attention_mask"]) for e in encoded])
+    assert torch.allclose(batched, single, atol=1e-5)
+    assert not teacher.training
