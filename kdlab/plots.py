@@ -168,8 +168,8 @@ def plot_softmax_toy(
         ax.set_ylim(0, 1.08)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("probability softmax(z / T)", fontsize=FONT_SIZE)
-    figure.suptitle(f"The same logits z = {np.array2string(logits, precision=1, separator=', ')} at three temperatures",
-                    fontsize=FONT_SIZE + 2)
+    shown = ", ".join(f"{v:g}" for v in logits)
+    figure.suptitle(f"The same logits z = ({shown}) at {len(temperatures)} temperature(s)", fontsize=FONT_SIZE + 2)
     return figure
 
 
@@ -230,7 +230,7 @@ def plot_entropy_vs_temperature(
     ax.set_ylabel("entropy of softmax(z / T)  [bits]", fontsize=FONT_SIZE)
     ax.set_title(f"How flat the soft targets get as T grows ({logits.shape[0]} examples)", fontsize=FONT_SIZE + 1)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=FONT_SIZE - 2, loc="upper left")
+    ax.legend(fontsize=FONT_SIZE - 2, loc="lower right")
     return ax
 
 
@@ -292,6 +292,35 @@ def plot_confusions(
     return ax
 
 
+def plot_token_vectors(
+    ax: Axes, hidden: np.ndarray, tokens: Sequence[str], pooled: np.ndarray | None = None, dims: int = 32,
+    title: str = "One vector per WordPiece token, and their average",
+) -> Axes:
+    """Heat map of token vectors (rows) with the mean-pooled sentence vector as the last row."""
+    hidden = _as_2d(hidden, "hidden")
+    if len(tokens) != hidden.shape[0]:
+        raise ValueError(f"tokens has {len(tokens)} entries but hidden has {hidden.shape[0]} rows")
+    if dims < 1:
+        raise ValueError(f"dims must be ≥ 1, got {dims}")
+    dims = min(dims, hidden.shape[1])
+    rows = hidden[:, :dims]
+    names = list(tokens)
+    if pooled is not None:
+        pooled = np.asarray(pooled.detach().cpu() if hasattr(pooled, "detach") else pooled, dtype=np.float64).ravel()
+        rows = np.vstack([rows, pooled[:dims]])
+        names.append("MEAN POOLED")
+    limit = np.abs(rows).max() or 1.0
+    image = ax.imshow(rows, cmap="PuOr", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
+    if pooled is not None:
+        ax.axhline(len(tokens) - 0.5, color="black", linewidth=3)
+    ax.set_yticks(range(len(names)), names, fontsize=FONT_SIZE - 1)
+    ax.set_xlabel(f"vector dimension (first {dims} of {hidden.shape[1]})", fontsize=FONT_SIZE)
+    ax.set_title(title, fontsize=FONT_SIZE + 1)
+    colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    colorbar.set_label("activation (no unit)", fontsize=FONT_SIZE - 1)
+    return ax
+
+
 # --- validation ---
 
 def _check_temperature(temperature: float) -> None:
@@ -308,3 +337,287 @@ def _as_2d(array, name: str) -> np.ndarray:
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] < 2:
         raise ValueError(f"{name} must be 2-D (examples ≥ 1, classes ≥ 2), got shape {array.shape}")
     return array
+
+
+# --- the distillation loss and the training curves (notebooks 03 and 04) ---
+
+# One colour per loss term, used by every loss figure so "orange = soft targets" holds across lessons.
+CE_COLOR = OKABE_ITO["blue"]
+KD_COLOR = OKABE_ITO["orange"]
+
+
+def _as_logit_tensor(array, name: str):
+    """Logits as a float64 torch tensor of shape (examples, classes), so gradients are exact enough to compare."""
+    import torch
+
+    return torch.as_tensor(_as_2d(array, name))
+
+
+def _as_temperatures(temperatures: Sequence[float]) -> np.ndarray:
+    values = np.asarray(list(temperatures), dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("temperatures must contain at least one value")
+    for t in values:
+        _check_temperature(float(t))
+    return values
+
+
+def _pair(student_logits, teacher_logits):
+    student = _as_logit_tensor(student_logits, "student_logits")
+    teacher = _as_logit_tensor(teacher_logits, "teacher_logits")
+    if student.shape != teacher.shape:
+        raise ValueError(f"student_logits has shape {tuple(student.shape)} but teacher_logits has "
+                         f"{tuple(teacher.shape)}; they must match")
+    return student, teacher
+
+
+def kd_gradient_norms(student_logits, teacher_logits, temperatures: Sequence[float]) -> dict[str, np.ndarray]:
+    """Per T, the mean per-example size of the gradient the soft term sends to the student: why T² is there."""
+    import torch
+
+    from .losses import distillation_terms
+
+    student, teacher = _pair(student_logits, teacher_logits)
+    temperatures = _as_temperatures(temperatures)
+    with_t2 = []
+    for t in temperatures:
+        z = student.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(distillation_terms(z, teacher, None, float(t)).kd, z)
+        # ×batch size: the batch mean hands each example 1/B of its pull; undo that to show one example's.
+        with_t2.append(float((grad * len(z)).norm(dim=1).mean()))
+    with_t2 = np.asarray(with_t2)
+    return {"temperature": temperatures, "with_t_squared": with_t2, "without_t_squared": with_t2 / temperatures**2}
+
+
+def logit_matching_gap(student_logits, teacher_logits, temperatures: Sequence[float]) -> dict[str, np.ndarray]:
+    """Per T, how far the T²·KL gradient is from logit matching (z_s − z_t)/(N·B): Hinton's high-T limit."""
+    import torch
+
+    from .losses import distillation_terms
+
+    student, teacher = _pair(student_logits, teacher_logits)
+    temperatures = _as_temperatures(temperatures)
+    batch, classes = student.shape
+    # The limit assumes zero-mean logits per example (softmax ignores the mean anyway).
+    centred = (student - student.mean(1, keepdim=True)) - (teacher - teacher.mean(1, keepdim=True))
+    limit = centred / (classes * batch)
+    gaps = []
+    for t in temperatures:
+        z = student.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(distillation_terms(z, teacher, None, float(t)).kd, z)
+        gaps.append(float((grad - limit).norm() / limit.norm()))
+    return {"temperature": temperatures, "relative_error": np.asarray(gaps)}
+
+
+def plot_gradient_vs_temperature(
+    ax: Axes, student_logits, teacher_logits, temperatures: Sequence[float] | None = None,
+    labels=None,
+) -> Axes:
+    """Log-log plot of the soft term's gradient size against T, with and without T², on real logits."""
+    temperatures = np.geomspace(0.5, 100, 40) if temperatures is None else temperatures
+    norms = kd_gradient_norms(student_logits, teacher_logits, temperatures)
+    t = norms["temperature"]
+    ax.plot(t, norms["with_t_squared"], color=KD_COLOR, linewidth=2.5, label="T²·KL  (kdlab, Hinton et al.)")
+    ax.plot(t, norms["without_t_squared"], color=KD_COLOR, linewidth=2.5, linestyle="--", label="KL alone (T² forgotten)")
+    if labels is not None:
+        import torch
+
+        student = _as_logit_tensor(student_logits, "student_logits")
+        labels = torch.as_tensor(np.asarray(labels)).long()
+        if labels.shape != (student.shape[0],):
+            raise ValueError(f"labels must have one entry per row of student_logits ({student.shape[0]}), "
+                             f"got shape {tuple(labels.shape)}")
+        hard = torch.softmax(student, dim=1) - torch.nn.functional.one_hot(labels, student.shape[1])
+        ax.axhline(float(hard.norm(dim=1).mean()), color=CE_COLOR, linewidth=2,
+                   label="hard-label CE term (does not depend on T)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("temperature T (log scale)", fontsize=FONT_SIZE)
+    ax.set_ylabel("‖∂ term / ∂ student logits‖ per example (log scale)", fontsize=FONT_SIZE - 1)
+    ax.set_title("Without T², the teacher's voice fades as 1/T²", fontsize=FONT_SIZE + 1)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=FONT_SIZE - 2)
+    return ax
+
+
+def plot_logit_matching_limit(ax: Axes, student_logits, teacher_logits, temperatures: Sequence[float] | None = None) -> Axes:
+    """Log-log plot of the distance between the KD gradient and plain logit matching, shrinking as T grows."""
+    temperatures = np.geomspace(1, 1000, 40) if temperatures is None else temperatures
+    gap = logit_matching_gap(student_logits, teacher_logits, temperatures)
+    ax.plot(gap["temperature"], 100 * gap["relative_error"], color=OKABE_ITO["purple"], linewidth=2.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("temperature T (log scale)", fontsize=FONT_SIZE)
+    ax.set_ylabel("relative gap to logit matching [%]", fontsize=FONT_SIZE)
+    ax.set_title("At high T, distillation becomes logit matching", fontsize=FONT_SIZE + 1)
+    ax.grid(alpha=0.3, which="both")
+    return ax
+
+
+def plot_two_targets(
+    student_logits, teacher_logits, gold: int, label_names: Sequence[str], temperature: float = 4.0,
+    top_k: int = 6, figure: Figure | None = None,
+) -> Figure:
+    """The picture of the loss for one query: the hard term compares with a one-hot, the soft term with the teacher."""
+    student = np.asarray(student_logits, dtype=np.float64).ravel()
+    teacher = np.asarray(teacher_logits, dtype=np.float64).ravel()
+    if student.shape != teacher.shape or len(label_names) != student.size:
+        raise ValueError(f"student_logits ({student.size}), teacher_logits ({teacher.size}) and label_names "
+                         f"({len(label_names)}) must have the same number of classes")
+    if not 0 <= gold < student.size:
+        raise ValueError(f"gold must be a class index in [0, {student.size}), got {gold}")
+    _check_temperature(temperature)
+    p_teacher = softmax(teacher, temperature)
+    classes = [int(i) for i in np.argsort(-p_teacher, kind="stable")[:top_k]]
+    if gold not in classes:
+        classes = classes[:-1] + [gold]
+    figure = figure or Figure(figsize=(13, 0.55 * top_k + 2.2), layout="constrained")
+    left, right = figure.subplots(1, 2, sharey=True)
+    rows = np.arange(len(classes))[::-1]
+    height = 0.38
+    one_hot = np.eye(student.size)[gold]
+    panels = (
+        (left, softmax(student, 1.0), one_hot, "one-hot label", OKABE_ITO["black"], "T = 1",
+         "Hard-label term: CE(student at T = 1, label)"),
+        (right, softmax(student, temperature), p_teacher, "teacher", KD_COLOR, f"T = {temperature:g}",
+         f"Soft term: KL(teacher ‖ student), both at T = {temperature:g}"),
+    )
+    for ax, p_student, target, target_name, target_color, t_text, title in panels:
+        ax.barh(rows + height / 2, target[classes], height, color=target_color, label=f"{target_name} ({t_text})")
+        ax.barh(rows - height / 2, p_student[classes], height, color=CE_COLOR, label=f"student ({t_text})")
+        ax.set_xlim(0, 1.05)
+        ax.set_xlabel("probability", fontsize=FONT_SIZE)
+        ax.set_title(title, fontsize=FONT_SIZE)
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=FONT_SIZE - 2, loc="lower right")
+    left.set_yticks(rows, [f"★ {label_names[c]}" if c == gold else label_names[c] for c in classes], fontsize=FONT_SIZE - 1)
+    figure.suptitle("Two targets for one query: the label says only which intent; the teacher also says which look alike",
+                    fontsize=FONT_SIZE + 1)
+    return figure
+
+
+def plot_loss_parts(ax: Axes, ce: float, kd: float, lam: float) -> Axes:
+    """Bars for the two terms and the λ-weighted total, whose stack shows each term's share."""
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1], got {lam!r}")
+    names = ["CE\n(hard labels)", "T²·KL\n(soft targets)", "total\nλ·CE + (1−λ)·T²·KL"]
+    ax.bar(0, ce, color=CE_COLOR)
+    ax.bar(1, kd, color=KD_COLOR)
+    ax.bar(2, lam * ce, color=CE_COLOR, label=f"λ·CE = {lam:.2f} × {ce:.2f}")
+    ax.bar(2, (1 - lam) * kd, bottom=lam * ce, color=KD_COLOR, label=f"(1−λ)·T²·KL = {1 - lam:.2f} × {kd:.2f}")
+    for x, value in ((0, ce), (1, kd), (2, lam * ce + (1 - lam) * kd)):
+        ax.text(x, value, f"{value:.3f}", ha="center", va="bottom", fontsize=FONT_SIZE - 1)
+    ax.set_xticks(range(3), names, fontsize=FONT_SIZE - 2)
+    ax.set_ylim(0, 1.2 * max(ce, kd, 1e-3))
+    ax.set_ylabel("loss [nats, mean over the batch]", fontsize=FONT_SIZE - 1)
+    ax.set_title("The two terms and their λ-weighted sum", fontsize=FONT_SIZE + 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=FONT_SIZE - 2, loc="upper left")
+    return ax
+
+
+def plot_logit_gradients(
+    ax: Axes, grad_ce, grad_kd, label_names: Sequence[str], classes: Sequence[int], gold: int | None = None,
+) -> Axes:
+    """Per intent, the gradient each weighted term sends to one example's logit (negative: descent raises it)."""
+    grad_ce = np.asarray(grad_ce, dtype=np.float64).ravel()
+    grad_kd = np.asarray(grad_kd, dtype=np.float64).ravel()
+    if grad_ce.shape != grad_kd.shape or grad_ce.size != len(label_names):
+        raise ValueError(f"grad_ce ({grad_ce.size}), grad_kd ({grad_kd.size}) and label_names ({len(label_names)}) "
+                         "must have one entry per class")
+    classes = [int(c) for c in classes]
+    if not classes or min(classes) < 0 or max(classes) >= grad_ce.size:
+        raise ValueError(f"classes must be non-empty class indices in [0, {grad_ce.size}), got {classes}")
+    rows = np.arange(len(classes))[::-1]
+    height = 0.38
+    ax.barh(rows + height / 2, grad_ce[classes], height, color=CE_COLOR, label="from λ·CE")
+    ax.barh(rows - height / 2, grad_kd[classes], height, color=KD_COLOR, label="from (1−λ)·T²·KL")
+    ax.scatter(grad_ce[classes] + grad_kd[classes], rows, color=OKABE_ITO["black"], zorder=3, label="sum (what training uses)")
+    ax.axvline(0, color=OKABE_ITO["black"], linewidth=0.8)
+    ax.set_yticks(rows, [f"★ {label_names[c]}" if c == gold else label_names[c] for c in classes], fontsize=FONT_SIZE - 1)
+    ax.set_xlabel("∂loss/∂logit for this query (negative: training raises the logit)", fontsize=FONT_SIZE - 1)
+    ax.set_title("Where each term pushes this query's logits", fontsize=FONT_SIZE + 1)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=FONT_SIZE - 2, loc="best")
+    return ax
+
+
+CURVE_COLUMNS = ("epoch", "loss", "ce", "kd", "dev_accuracy")
+
+
+def curve_series(history) -> dict[str, list[float]]:
+    """The columns a learning curve needs, from a kdlab History, its list of epoch dicts, or a dict of lists."""
+    if hasattr(history, "column"):
+        return {name: list(history.column(name)) for name in CURVE_COLUMNS}
+    if isinstance(history, list) and all(isinstance(row, dict) for row in history):
+        return {name: [row[name] for row in history] for name in CURVE_COLUMNS}
+    if isinstance(history, dict) and all(name in history for name in CURVE_COLUMNS):
+        return {name: list(history[name]) for name in CURVE_COLUMNS}
+    raise ValueError(f"history must be a kdlab History, a list of epoch dicts or a dict with keys {CURVE_COLUMNS}, "
+                     f"got {type(history).__name__}")
+
+
+def plot_learning_curves(histories, figure: Figure | None = None, epochs: int | None = None) -> Figure:
+    """Hard-label CE, the KD term and dev accuracy per epoch for several runs, side by side."""
+    if not histories:
+        raise ValueError("histories must map at least one run name to its History")
+    series = {name: curve_series(history) for name, history in histories.items()}
+    figure = figure or Figure(figsize=(15, 4.4), layout="constrained")
+    axes = figure.subplots(1, 3)
+    panels = (
+        ("ce", "hard-label CE on train [nats]", "Hard-label term (CE)"),
+        ("kd", "T²·KL to the teacher on train [nats]", "Soft term (distance from the teacher)"),
+        ("dev_accuracy", "dev accuracy [%]", "Dev accuracy after each epoch"),
+    )
+    for ax, (column, ylabel, title) in zip(axes, panels):
+        for n, (name, values) in enumerate(series.items()):
+            y = np.asarray(values[column], dtype=np.float64) * (100 if column == "dev_accuracy" else 1)
+            ax.plot(values["epoch"], y, marker="o", color=MODEL_COLORS[n % len(MODEL_COLORS)], linewidth=2, label=name)
+        ax.set_xlabel("epoch", fontsize=FONT_SIZE)
+        ax.set_ylabel(ylabel, fontsize=FONT_SIZE - 1)
+        ax.set_title(title, fontsize=FONT_SIZE + 1)
+        ax.grid(alpha=0.3)
+        if epochs is not None:
+            ax.set_xlim(0.5, epochs + 0.5)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[2].legend(fontsize=FONT_SIZE - 2, loc="lower right")
+    return figure
+
+
+def per_class_accuracy(predictions, labels, num_classes: int) -> np.ndarray:
+    """Accuracy of each class on its own gold examples (NaN where a class has none)."""
+    counts = confusion_counts(predictions, labels, num_classes)
+    support = counts.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(counts) / np.maximum(support, 1), np.nan)
+
+
+def plot_per_class_change(
+    ax: Axes, before, after, label_names: Sequence[str], count: int = 12,
+    before_name: str = "CE only", after_name: str = "KD",
+) -> Axes:
+    """Diverging bars: the intents whose accuracy changed most between two models, gains and losses, by name."""
+    before = np.asarray(before, dtype=np.float64).ravel()
+    after = np.asarray(after, dtype=np.float64).ravel()
+    if before.shape != after.shape or before.size != len(label_names):
+        raise ValueError(f"before ({before.size}), after ({after.size}) and label_names ({len(label_names)}) "
+                         "must have one entry per class")
+    if count < 2:
+        raise ValueError(f"count must be ≥ 2, got {count}")
+    change = 100 * np.nan_to_num(after - before)
+    order = np.argsort(change, kind="stable")
+    losses = [int(i) for i in order[: count // 2] if change[i] < 0]
+    gains = [int(i) for i in order[::-1][: count - count // 2] if change[i] > 0]
+    shown = gains + losses[::-1]  # biggest gain on top, biggest loss at the bottom
+    rows = np.arange(len(shown))[::-1]
+    colors = [OKABE_ITO["blue"] if change[i] > 0 else OKABE_ITO["vermillion"] for i in shown]
+    bars = ax.barh(rows, change[shown], color=colors)
+    ax.bar_label(bars, labels=[f"{change[i]:+.1f}" for i in shown], padding=3, fontsize=FONT_SIZE - 2)
+    ax.set_yticks(rows, [label_names[i] for i in shown], fontsize=FONT_SIZE - 1)
+    ax.axvline(0, color=OKABE_ITO["black"], linewidth=0.8)
+    limit = max(np.abs(change[shown]).max() if shown else 1.0, 1.0) * 1.3
+    ax.set_xlim(-limit, limit)
+    ax.set_xlabel(f"test accuracy change, {after_name} − {before_name} [percentage points]", fontsize=FONT_SIZE - 1)
+    ax.set_title(f"Intents that changed most: {after_name} vs {before_name}", fontsize=FONT_SIZE + 1)
+    ax.grid(axis="x", alpha=0.3)
+    return ax
