@@ -20,7 +20,7 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 lab: setup
-	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --notebook-dir=notebooks 00-Welcome.ipynb
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --notebook-dir=notebooks notebooks/00-Welcome.ipynb
 
 # Every test: unit tests, the browser test, and every notebook executed by nbval.
 test: setup browser-deps
