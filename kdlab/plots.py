@@ -508,7 +508,7 @@ def plot_loss_parts(ax: Axes, ce: float, kd: float, lam: float) -> Axes:
     for x, value in ((0, ce), (1, kd), (2, lam * ce + (1 - lam) * kd)):
         ax.text(x, value, f"{value:.3f}", ha="center", va="bottom", fontsize=FONT_SIZE - 1)
     ax.set_xticks(range(3), names, fontsize=FONT_SIZE - 2)
-    ax.set_ylim(0, 1.2 * max(ce, kd, 1e-3))
+    ax.set_ylim(0, 1.55 * max(ce, kd, 1e-3))  # headroom so the legend never covers a bar
     ax.set_ylabel("loss [nats, mean over the batch]", fontsize=FONT_SIZE - 1)
     ax.set_title("The two terms and their λ-weighted sum", fontsize=FONT_SIZE + 1)
     ax.grid(axis="y", alpha=0.3)
@@ -538,7 +538,7 @@ def plot_logit_gradients(
     ax.set_xlabel("∂loss/∂logit for this query (negative: training raises the logit)", fontsize=FONT_SIZE - 1)
     ax.set_title("Where each term pushes this query's logits", fontsize=FONT_SIZE + 1)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=FONT_SIZE - 2, loc="best")
+    ax.legend(fontsize=FONT_SIZE - 2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
 
@@ -557,7 +557,9 @@ def curve_series(history) -> dict[str, list[float]]:
                      f"got {type(history).__name__}")
 
 
-def plot_learning_curves(histories, figure: Figure | None = None, epochs: int | None = None) -> Figure:
+def plot_learning_curves(
+    histories, figure: Figure | None = None, epochs: int | None = None, teacher_accuracy: float | None = None,
+) -> Figure:
     """Hard-label CE, the KD term and dev accuracy per epoch for several runs, side by side."""
     if not histories:
         raise ValueError("histories must map at least one run name to its History")
@@ -580,6 +582,9 @@ def plot_learning_curves(histories, figure: Figure | None = None, epochs: int | 
         if epochs is not None:
             ax.set_xlim(0.5, epochs + 0.5)
         ax.xaxis.get_major_locator().set_params(integer=True)
+    if teacher_accuracy is not None:
+        axes[2].axhline(100 * teacher_accuracy, color=OKABE_ITO["black"], linestyle="--", linewidth=1.5,
+                        label=f"teacher ({100 * teacher_accuracy:.1f}%)")
     axes[2].legend(fontsize=FONT_SIZE - 2, loc="lower right")
     return figure
 

@@ -16,6 +16,19 @@ import numpy as np
 from . import plots
 
 
+def show_figure(figure, output, dpi: int = 90) -> None:
+    """Replace what an ipywidgets.Output shows with a figure, as a PNG (works without `%matplotlib inline`)."""
+    import io
+
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    output.clear_output(wait=True)  # wait=True: the old picture stays until the new one arrives (no flicker)
+    with output:
+        display(Image(data=buffer.getvalue()))
+
+
 # --- environment check (notebook 00) ---
 
 def environment_report() -> dict:
@@ -275,3 +288,211 @@ def _split_texts(cache, split: str) -> list[str] | None:
         return None
     text_by_id = dict(zip(list(part["id"]), list(part["text"])))
     return [text_by_id.get(int(i), f"example {int(i)}") for i in cache.ids[split]]
+
+
+# --- loss explorer (notebook 03) ---
+
+class LossExplorer:
+    """Move λ and T on a real batch and watch both loss terms, their total, and where each pushes one query.
+
+    Controls: `.lam` (weight on the hard-label CE), `.temperature` (log slider), `.example` (which query's
+    gradient to show). `.current` holds the numbers behind the picture: lam, temperature, example, ce,
+    kd (= T²·KL), total (= λ·CE + (1−λ)·T²·KL), and grad_ce / grad_kd / grad_total: the gradient of
+    λ·CE, of (1−λ)·T²·KL and of the total with respect to that query's logits, per example (×batch size).
+    """
+
+    def __init__(
+        self,
+        student_logits,
+        teacher_logits,
+        labels,
+        label_names: Sequence[str],
+        texts: Sequence[str] | None = None,
+        lam: float = 0.5,
+        temperature: float = 4.0,
+        example: int = 0,
+        top_k: int = 6,
+        draw: bool = True,
+    ):
+        import ipywidgets as w
+        import torch
+
+        self.student_logits, self.teacher_logits = plots._pair(student_logits, teacher_logits)
+        batch, num_classes = self.student_logits.shape
+        self.labels = torch.as_tensor(np.asarray(labels)).long().ravel()
+        if self.labels.shape != (batch,):
+            raise ValueError(f"labels must have one entry per row of the logits ({batch}), got {self.labels.shape[0]}")
+        if int(self.labels.min()) < 0 or int(self.labels.max()) >= num_classes:
+            raise ValueError(f"labels must be class indices in [0, {num_classes})")
+        if len(label_names) != num_classes:
+            raise ValueError(f"label_names has {len(label_names)} names but the logits have {num_classes} classes")
+        self.label_names = list(label_names)
+        self.texts = [f"example {i}" for i in range(batch)] if texts is None else [str(t) for t in texts]
+        if len(self.texts) != batch:
+            raise ValueError(f"texts has {len(self.texts)} entries but the logits have {batch} rows")
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"lam (the weight on the hard-label CE term) must be in [0, 1], got {lam!r}")
+        plots._check_temperature(temperature)
+        if not 0 <= example < batch:
+            raise ValueError(f"example must be in [0, {batch}), got {example}")
+        if not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise ValueError(f"top_k must be an integer ≥ 1, got {top_k!r}")
+        self.top_k = min(int(top_k), num_classes)
+        self.draw = draw
+        self.figure = None
+        self.current: dict = {}
+
+        self.lam = w.FloatSlider(value=lam, min=0.0, max=1.0, step=0.05, description="λ (on CE):",
+                                 continuous_update=False, readout_format=".2f", style={"description_width": "initial"})
+        self.temperature = w.FloatLogSlider(value=temperature, base=10, min=np.log10(0.25), max=np.log10(50), step=0.01,
+                                            description="T:", readout_format=".2f", continuous_update=False)
+        self.example = w.Dropdown(options=[(f"#{i}  {self.texts[i]}", i) for i in range(batch)], value=example,
+                                  description="Query:", layout=w.Layout(width="95%"))
+        self.stats = w.HTML()
+        self.output = w.Output()
+        self.widget = w.VBox([w.HBox([self.lam, self.temperature]), self.example, self.stats, self.output])
+        for control in (self.lam, self.temperature, self.example):
+            control.observe(lambda change: self.update(), names="value")
+        self.update()
+
+    def classes_for(self, i: int) -> list[int]:
+        """Which intents to show for query i: the gold one, the teacher's top picks and the student's top pick."""
+        gold = int(self.labels[i])
+        teacher_top = [int(c) for c in self.teacher_logits[i].argsort(descending=True)[: self.top_k]]
+        student_top = int(self.student_logits[i].argmax())
+        chosen = [gold] + [c for c in teacher_top if c != gold]
+        if student_top not in chosen:
+            chosen.append(student_top)
+        return chosen[: max(self.top_k, 2) + 1]
+
+    def update(self) -> None:
+        """Recompute both terms and their gradients for the current λ, T and query, then redraw."""
+        import torch
+
+        from .losses import distillation_terms
+
+        lam, t, i = float(self.lam.value), float(self.temperature.value), int(self.example.value)
+        z = self.student_logits.clone().requires_grad_()
+        ce, kd = distillation_terms(z, self.teacher_logits, self.labels, t)
+        ce_value, kd_value = float(ce.detach()), float(kd.detach())
+        batch = len(z)
+        # Each weighted term's gradient separately, so the picture shows who pulls where.
+        grad_ce = torch.autograd.grad(lam * ce, z, retain_graph=True)[0][i] * batch
+        grad_kd = torch.autograd.grad((1 - lam) * kd, z)[0][i] * batch
+        self.current = {
+            "lam": lam, "temperature": t, "example": i,
+            "ce": ce_value, "kd": kd_value, "total": lam * ce_value + (1 - lam) * kd_value,
+            "grad_ce": grad_ce.numpy(), "grad_kd": grad_kd.numpy(), "grad_total": (grad_ce + grad_kd).numpy(),
+            "classes": self.classes_for(i),
+        }
+        c = self.current
+        pull = np.abs(c["grad_kd"]).sum() / max(np.abs(c["grad_ce"]).sum() + np.abs(c["grad_kd"]).sum(), 1e-12)
+        self.stats.value = (
+            f"<div style='font-size:1.1em'>λ = <b>{lam:.2f}</b> on the hard-label CE, 1 − λ = <b>{1 - lam:.2f}</b> on "
+            f"T²·KL, at T = <b>{t:.2f}</b>: CE = {c['ce']:.3f}, T²·KL = {c['kd']:.3f}, total = <b>{c['total']:.3f}</b>"
+            f" (mean over {batch} queries).<br>For the query below, the soft term supplies <b>{100 * pull:.0f}%</b> of "
+            f"the gradient's size (sum of |∂/∂z| over all {len(c['grad_ce'])} intents).</div>")
+        self.figure = self._make_figure()
+        if self.draw:
+            from IPython.display import display
+
+            self.output.clear_output(wait=True)
+            with self.output:
+                display(self.figure)
+
+    def _make_figure(self):
+        from matplotlib.figure import Figure
+
+        c = self.current
+        figure = Figure(figsize=(14, 4.6), layout="constrained")
+        left, right = figure.subplots(1, 2, width_ratios=[1, 1.4])
+        plots.plot_loss_parts(left, c["ce"], c["kd"], c["lam"])
+        plots.plot_logit_gradients(right, c["grad_ce"], c["grad_kd"], self.label_names, c["classes"],
+                                   gold=int(self.labels[c["example"]]))
+        return figure
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def loss_explorer(
+    student_logits,
+    teacher_logits,
+    labels,
+    label_names: Sequence[str],
+    texts: Sequence[str] | None = None,
+    lam: float = 0.5,
+    temperature: float = 4.0,
+    example: int = 0,
+    top_k: int = 6,
+    draw: bool = True,
+) -> LossExplorer:
+    """λ and T sliders on a real batch: both loss terms, their total, and the gradient each sends to one query."""
+    return LossExplorer(student_logits, teacher_logits, labels, label_names, texts=texts, lam=lam,
+                        temperature=temperature, example=example, top_k=top_k, draw=draw)
+
+
+# --- training dashboard (notebook 04) ---
+
+class TrainingDashboard:
+    """Learning curves redrawn after every epoch, so you watch several students train side by side.
+
+    Pass `dashboard.callback(name)` (or `lambda h: dashboard.update(h, name)`) as train_student's
+    on_epoch_end. `.series[name]` holds the plotted columns (epoch, loss, ce, kd, dev_accuracy) and
+    `.figure` the last figure drawn.
+    """
+
+    def __init__(self, epochs: int | None = None, teacher_accuracy: float | None = None, draw: bool = True):
+        import ipywidgets as w
+
+        if teacher_accuracy is not None and not 0.0 <= teacher_accuracy <= 1.0:
+            raise ValueError(f"teacher_accuracy must be a fraction in [0, 1], got {teacher_accuracy!r}")
+        self.teacher_accuracy = teacher_accuracy
+        if epochs is not None and (not isinstance(epochs, (int, np.integer)) or epochs < 1):
+            raise ValueError(f"epochs must be None or an integer ≥ 1 (fixes the x axis), got {epochs!r}")
+        self.epochs = epochs
+        self.draw = draw
+        self.series: dict[str, dict[str, list[float]]] = {}
+        self.figure = None
+        self.status = w.HTML("<i>Waiting for the first epoch…</i>")
+        self.output = w.Output()
+        self.widget = w.VBox([self.status, self.output])
+
+    def update(self, history, name: str) -> None:
+        """Store the run's columns under `name` and redraw every run's curves."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string naming the run, got {name!r}")
+        series = plots.curve_series(history)
+        if not series["epoch"]:
+            raise ValueError("history has no epochs yet; call update from on_epoch_end, after an epoch")
+        self.series[name] = series
+        seconds = history.column("seconds")[-1] if hasattr(history, "column") else None
+        of = f"/{self.epochs}" if self.epochs else ""
+        timing = f", {seconds:.1f} s for this epoch" if seconds is not None else ""
+        self.status.value = (f"<b>{name}</b>: epoch {series['epoch'][-1]}{of} — dev accuracy "
+                             f"<b>{100 * series['dev_accuracy'][-1]:.1f}%</b>{timing}")
+        self.figure = plots.plot_learning_curves(self.series, epochs=self.epochs, teacher_accuracy=self.teacher_accuracy)
+        if self.draw:
+            from IPython.display import display
+
+            self.output.clear_output(wait=True)
+            with self.output:
+                display(self.figure)
+
+    def callback(self, name: str):
+        """An on_epoch_end function that files each epoch under `name`."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string naming the run, got {name!r}")
+        return lambda history: self.update(history, name)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def training_dashboard(epochs: int | None = None, teacher_accuracy: float | None = None, draw: bool = True) -> TrainingDashboard:
+    """A live learning-curve panel; hand `.callback(name)` to train_student(on_epoch_end=...)."""
+    return TrainingDashboard(epochs=epochs, teacher_accuracy=teacher_accuracy, draw=draw)
