@@ -18,15 +18,17 @@ from . import plots
 
 def show_figure(figure, output, dpi: int = 90) -> None:
     """Replace what an ipywidgets.Output shows with a figure, as a PNG (works without `%matplotlib inline`)."""
+    import base64
     import io
-
-    from IPython.display import Image, display
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
-    output.clear_output(wait=True)  # wait=True: the old picture stays until the new one arrives (no flicker)
-    with output:
-        display(Image(data=buffer.getvalue()))
+    # One state update that swaps the old picture for the new one: no flicker, and it needs no front end
+    # to route display messages, so tests and headless runs see the same outputs as JupyterLab.
+    output.outputs = ({
+        "output_type": "display_data", "metadata": {},
+        "data": {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"), "text/plain": repr(figure)},
+    },)
 
 
 # --- environment check (notebook 00) ---
@@ -218,11 +220,7 @@ class TemperatureExplorer:
                             + "<br>".join(parts) + "</div>")
         self.figure = self._make_figure(i, t, gold)
         if self.draw:
-            from IPython.display import display
-
-            self.output.clear_output(wait=True)
-            with self.output:
-                display(self.figure)
+            show_figure(self.figure, self.output)
 
     def _make_figure(self, i: int, t: float, gold: int):
         from matplotlib.figure import Figure
@@ -282,9 +280,15 @@ def _split_texts(cache, split: str) -> list[str] | None:
     from .data import load_splits
 
     data = cache.meta.get("data") if isinstance(cache.meta, dict) else None
-    try:
-        part = load_splits(data)[split] if data else load_splits()[split]
-    except (FileNotFoundError, ValueError):
+    part = None
+    # The folder the cache was built from; if the repository moved since, the default data folder.
+    for source in ([data] if data else []) + [None]:
+        try:
+            part = (load_splits(source) if source else load_splits())[split]
+            break
+        except (FileNotFoundError, ValueError):
+            continue
+    if part is None or len(part) != len(cache.ids[split]):
         return None
     text_by_id = dict(zip(list(part["id"]), list(part["text"])))
     return [text_by_id.get(int(i), f"example {int(i)}") for i in cache.ids[split]]
@@ -394,11 +398,7 @@ class LossExplorer:
             f"the gradient's size (sum of |∂/∂z| over all {len(c['grad_ce'])} intents).</div>")
         self.figure = self._make_figure()
         if self.draw:
-            from IPython.display import display
-
-            self.output.clear_output(wait=True)
-            with self.output:
-                display(self.figure)
+            show_figure(self.figure, self.output)
 
     def _make_figure(self):
         from matplotlib.figure import Figure
@@ -475,11 +475,7 @@ class TrainingDashboard:
                              f"<b>{100 * series['dev_accuracy'][-1]:.1f}%</b>{timing}")
         self.figure = plots.plot_learning_curves(self.series, epochs=self.epochs, teacher_accuracy=self.teacher_accuracy)
         if self.draw:
-            from IPython.display import display
-
-            self.output.clear_output(wait=True)
-            with self.output:
-                display(self.figure)
+            show_figure(self.figure, self.output)
 
     def callback(self, name: str):
         """An on_epoch_end function that files each epoch under `name`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from pathlib import Path
 
@@ -98,6 +99,10 @@ def test_bad_input_names_the_argument(cache, kwargs, word):
 def test_draws_into_an_output_widget(cache):
     view = widgets.temperature_explorer(cache, texts=TEXTS, draw=True)
     assert view.output in view.widget.children and view.temperature in view.widget.children[2].children
+    first = view.output.outputs[0]["data"]["image/png"]
+    assert len(view.output.outputs) == 1 and base64.b64decode(first).startswith(b"\x89PNG")
+    view.temperature.value = 20
+    assert len(view.output.outputs) == 1 and view.output.outputs[0]["data"]["image/png"] != first  # replaced, not appended
 
 
 def test_environment_report_and_summary():
