@@ -227,7 +227,7 @@ class TemperatureExplorer:
 
         count = len(self.current_probs)
         k = int(self.top_k.value)
-        figure = Figure(figsize=(6.5 * count, 0.45 * (k + 1) + 1.6), layout="constrained")
+        figure = Figure(figsize=(7.5 * count, 0.45 * (k + 1) + 1.6), layout="constrained")  # room for long intent names
         axes = figure.subplots(1, count, squeeze=False)[0]
         for n, (ax, (name, probs)) in enumerate(zip(axes, self.current_probs.items())):
             plots.plot_distribution(ax, probs, self.label_names, gold=gold, top_k=k,
