@@ -281,3 +281,12 @@ def test_loss_parts_and_two_targets_figures(batch):
     assert 1.0 in [p.get_width() for p in left.patches]  # the one-hot label
     with pytest.raises(ValueError, match="gold"):
         plots.plot_two_targets(student[0], teacher[0], CLASSES, NAMES)
+
+
+def test_widgets_draw_a_png_into_their_output(batch):
+    student, teacher, labels = batch
+    explorer = widgets.loss_explorer(student, teacher, labels, NAMES, draw=True)
+    dashboard = widgets.training_dashboard(draw=True)
+    dashboard.update(make_history(2), "run")
+    for widget in (explorer, dashboard):
+        assert [set(out["data"]) >= {"image/png"} for out in widget.output.outputs] == [True]
