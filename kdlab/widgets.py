@@ -440,8 +440,9 @@ class TrainingDashboard:
     """Learning curves redrawn after every epoch, so you watch several students train side by side.
 
     Pass `dashboard.callback(name)` (or `lambda h: dashboard.update(h, name)`) as train_student's
-    on_epoch_end. `.series[name]` holds the plotted columns (epoch, loss, ce, kd, dev_accuracy) and
-    `.figure` the last figure drawn.
+    on_epoch_end. `.series[name]` holds the plotted columns (epoch, loss, ce, kd, dev_accuracy),
+    `.bars[name]` the run's epoch progress bar and `.figure` the last figure drawn. One bar step per
+    epoch (not per batch) keeps the kernel's message stream small, so headless runs (nbval) keep up.
     """
 
     def __init__(self, epochs: int | None = None, teacher_accuracy: float | None = None, draw: bool = True):
@@ -457,8 +458,20 @@ class TrainingDashboard:
         self.series: dict[str, dict[str, list[float]]] = {}
         self.figure = None
         self.status = w.HTML("<i>Waiting for the first epoch…</i>")
+        self.bars: dict = {}
+        self.bar_box = w.VBox([])
         self.output = w.Output()
-        self.widget = w.VBox([self.status, self.output])
+        self.widget = w.VBox([self.status, self.bar_box, self.output])
+
+    def _bar(self, name: str):
+        """The run's progress bar (epochs done), created the first time the run is named."""
+        import ipywidgets as w
+
+        if name not in self.bars:
+            self.bars[name] = w.IntProgress(value=0, min=0, max=self.epochs or 1, description=f"{name}:",
+                                            style={"description_width": "initial"}, layout=w.Layout(width="70%"))
+            self.bar_box.children = tuple(self.bars.values())
+        return self.bars[name]
 
     def update(self, history, name: str) -> None:
         """Store the run's columns under `name` and redraw every run's curves."""
@@ -468,6 +481,9 @@ class TrainingDashboard:
         if not series["epoch"]:
             raise ValueError("history has no epochs yet; call update from on_epoch_end, after an epoch")
         self.series[name] = series
+        bar = self._bar(name)
+        bar.max = max(bar.max, int(series["epoch"][-1]))
+        bar.value = int(series["epoch"][-1])
         seconds = history.column("seconds")[-1] if hasattr(history, "column") else None
         of = f"/{self.epochs}" if self.epochs else ""
         timing = f", {seconds:.1f} s for this epoch" if seconds is not None else ""
@@ -481,6 +497,7 @@ class TrainingDashboard:
         """An on_epoch_end function that files each epoch under `name`."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string naming the run, got {name!r}")
+        self._bar(name)  # show the run's (empty) bar as soon as training starts
         return lambda history: self.update(history, name)
 
     def _ipython_display_(self) -> None:

@@ -210,6 +210,7 @@ def test_dashboard_series_equal_the_history_columns():
     np.testing.assert_allclose(acc_ax.get_lines()[0].get_ydata(), 100 * np.array(ce_run.column("dev_accuracy")))
     assert acc_ax.get_lines()[-1].get_ydata()[0] == pytest.approx(90.0)
     assert "epoch 4/4" in dashboard.status.value
+    assert {name: (bar.value, bar.max) for name, bar in dashboard.bars.items()} == {"CE only": (4, 4), "KD": (4, 4)}
 
 
 def test_dashboard_bad_input():
