@@ -25,7 +25,7 @@ lab: setup
 # Every test: unit tests, the browser test, and every notebook executed by nbval.
 test: setup browser-deps
 	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 -p no:cacheprovider notebooks apps
 
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
