@@ -121,6 +121,14 @@ def server_env(tmp_path: Path) -> dict:
     }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def teacher_cache():
+    """Build the teacher cache before any server starts, so notebook timeouts measure the notebook, not the build."""
+    import kdlab
+
+    kdlab.load_teacher_cache(progress=False)
+
+
 # --- browser ---
 
 @pytest.fixture(scope="module")
