@@ -118,6 +118,10 @@ class TemperatureExplorer:
     `.top_k` (how many bars). The numbers behind the current figure: `.current_index`,
     `.current_probs` (name → probabilities over all classes), `.current_entropy_bits`,
     `.current_effective_classes` (2^H), and `.figure` (the last matplotlib Figure drawn).
+
+    The figure is `figsize` = (width, height) inches (default: 11 wide for one model, 7.5 per model for
+    more; a height of None follows top-k) drawn at `dpi` pixels per inch, so its PNG is figsize × dpi pixels. The default dpi=90
+    keeps redraws quick on a 1-CPU Binder; for a projector, raise dpi (e.g. 140) for a larger, crisp picture.
     """
 
     MAX_OPTIONS = 300  # a dropdown with thousands of entries is slow in the browser; the search box narrows it
@@ -132,6 +136,8 @@ class TemperatureExplorer:
         top_k: int = 8,
         index: int = 0,
         draw: bool = True,
+        dpi: float = 90,
+        figsize: tuple[float, float | None] | None = None,
     ):
         import ipywidgets as w
 
@@ -156,24 +162,40 @@ class TemperatureExplorer:
             raise ValueError(f"top_k must be an integer ≥ 1, got {top_k!r}")
         if not 0 <= index < num_examples:
             raise ValueError(f"index must be in [0, {num_examples}), got {index}")
+        if isinstance(dpi, bool) or not isinstance(dpi, (int, float, np.integer, np.floating)) or not 30 <= dpi <= 400:
+            raise ValueError(f"dpi must be a number of pixels per inch between 30 and 400, got {dpi!r}")
+        if figsize is not None:
+            try:
+                width, height = figsize
+                width, height = float(width), (None if height is None else float(height))
+            except (TypeError, ValueError):
+                raise ValueError(f"figsize must be (width, height) in inches (height may be None), got {figsize!r}") from None
+            if not (0 < width <= 40 and (height is None or 0 < height <= 40)):
+                raise ValueError(f"figsize must be (width, height) in inches, each in (0, 40], got {figsize!r}")
+            figsize = (width, height)
+        self.dpi, self.figsize = float(dpi), figsize
         self.draw = draw
         self.figure = None
 
         self.search = w.Text(value="", placeholder="type words to filter queries, e.g. 'card'", description="Search:",
                              continuous_update=False, layout=w.Layout(width="60%"))
         self.example = w.Dropdown(options=self._options(""), value=index, description="Query:",
-                                  layout=w.Layout(width="95%"))
+                                  layout=w.Layout(width="calc(100% - 4px)"))  # 100% less its 2 px margins
         if index not in [value for _, value in self.example.options]:
             self.example.options = [(self._option_label(index), index)] + list(self.example.options)
             self.example.value = index
         self.temperature = w.FloatLogSlider(value=temperature, base=10, min=-1, max=np.log10(50), step=0.01,
                                             description="T:", readout_format=".2f", continuous_update=False,
-                                            layout=w.Layout(width="60%"))
+                                            layout=w.Layout(width="62%"))
         self.top_k = w.IntSlider(value=min(int(top_k), num_classes), min=1, max=min(20, num_classes),
-                                 description="top-k bars:", continuous_update=False)
+                                 description="top-k bars:", continuous_update=False, layout=w.Layout(width="38%"))
         self.stats = w.HTML()
         self.output = w.Output()
-        self.widget = w.VBox([self.search, self.example, w.HBox([self.temperature, self.top_k]), self.stats, self.output])
+        # The controls span exactly the figure's width (and shrink with it in a narrow window), so the
+        # boxes above line up with the picture instead of stretching past it.
+        self.widget = w.VBox([self.search, self.example, w.HBox([self.temperature, self.top_k]), self.stats, self.output],
+                             layout=w.Layout(width=f"{round(self._figure_size(len(self.logits), int(top_k))[0] * self.dpi)}px",
+                                             max_width="100%"))
 
         self.search.observe(self._on_search, names="value")
         for control in (self.example, self.temperature, self.top_k):
@@ -215,24 +237,33 @@ class TemperatureExplorer:
             f"p(gold) = {self.current_probs[name][gold]:.3f}"
             for name in self.current_probs
         ]
+        num_classes = len(self.label_names)
+        parts.append(f"<span style='color:#555'>flat (uniform): {np.log2(num_classes):.2f} bits = {num_classes} "
+                     f"effective classes, every bar at 1/{num_classes} (dashed line)</span>")
         self.stats.value = (f"<div style='font-size:1.1em'>Query: <i>“{self.texts[i]}”</i> — gold intent "
                             f"<b style='color:{plots.GOLD_COLOR}'>{self.label_names[gold]}</b> at T = {t:.2f}<br>"
                             + "<br>".join(parts) + "</div>")
         self.figure = self._make_figure(i, t, gold)
         if self.draw:
-            show_figure(self.figure, self.output)
+            show_figure(self.figure, self.output, dpi=self.dpi)
+
+    def _figure_size(self, count: int, k: int) -> tuple[float, float]:
+        """(width, height) in inches: figsize where given, else wide enough for long intent names and tall enough for k bars."""
+        width, height = self.figsize or (None, None)
+        return (max(11.0, 7.5 * count) if width is None else width,
+                0.45 * (k + 1) + 1.6 if height is None else height)
 
     def _make_figure(self, i: int, t: float, gold: int):
         from matplotlib.figure import Figure
 
         count = len(self.current_probs)
         k = int(self.top_k.value)
-        figure = Figure(figsize=(7.5 * count, 0.45 * (k + 1) + 1.6), layout="constrained")  # room for long intent names
+        figure = Figure(figsize=self._figure_size(count, k), dpi=self.dpi, layout="constrained")
         axes = figure.subplots(1, count, squeeze=False)[0]
         for n, (ax, (name, probs)) in enumerate(zip(axes, self.current_probs.items())):
             plots.plot_distribution(ax, probs, self.label_names, gold=gold, top_k=k,
                                     color=plots.MODEL_COLORS[n % len(plots.MODEL_COLORS)],
-                                    title=f"{name}: top {k} intents at T = {t:.2f}")
+                                    title=f"{name}: top {k} intents at T = {t:.2f}", show_uniform=True)
         return figure
 
     def bar_heights(self, model: str | None = None) -> np.ndarray:
@@ -260,8 +291,14 @@ def temperature_explorer(
     top_k: int = 8,
     index: int = 0,
     draw: bool = True,
+    dpi: float = 90,
+    figsize: tuple[float, float | None] | None = None,
 ) -> TemperatureExplorer:
-    """The temperature explorer on a TeacherCache split; pass extra_logits={'student': ...} to compare models."""
+    """The temperature explorer on a TeacherCache split; pass extra_logits={'student': ...} to compare models.
+
+    dpi and figsize set the picture's size (figsize × dpi pixels): keep the quick default in notebooks,
+    use e.g. dpi=140 for a projector. See TemperatureExplorer.
+    """
     if split not in cache.logits:
         raise ValueError(f"split must be one of {sorted(cache.logits)}, got {split!r}")
     if texts is None:
@@ -272,7 +309,7 @@ def temperature_explorer(
             raise ValueError(f"extra_logits may not use the name {name!r}: it is the cache's own model")
         logits[name] = values
     return TemperatureExplorer(logits, cache.labels[split], cache.label_names, texts=texts, temperature=temperature,
-                               top_k=top_k, index=index, draw=draw)
+                               top_k=top_k, index=index, draw=draw, dpi=dpi, figsize=figsize)
 
 
 def _split_texts(cache, split: str) -> list[str] | None:

@@ -91,6 +91,18 @@ def test_distribution_appends_gold_outside_top_k():
     assert "(rank 5)" in ax.get_yticklabels()[-1].get_text()  # bottom row
 
 
+def test_distribution_uniform_line_keeps_clear_of_the_value_labels():
+    probs = numpy_softmax([0.1, 2.0, 1.0, 3.0, -1.0], 1.0)
+    assert not plots.plot_distribution(axes(), probs, NAMES).get_lines()  # off unless asked for
+    ax = plots.plot_distribution(axes(), probs, NAMES, top_k=5, show_uniform=True)
+    (line,) = ax.get_lines()
+    np.testing.assert_allclose(line.get_xdata(), [0.2, 0.2])
+    assert "uniform 1/5" in ax.get_legend().get_texts()[0].get_text()
+    labels = {float(t.get_text()): t.xy[0] for t in ax.texts}  # value label -> where it is anchored
+    for p in probs:
+        assert labels[round(p, 3)] == pytest.approx(max(p, 0.2))  # right of the bar, or of the line if that is further
+
+
 @pytest.mark.parametrize("kwargs, word", [({"top_k": 0}, "top_k"), ({"gold": 9}, "gold")])
 def test_distribution_bad_input(kwargs, word):
     with pytest.raises(ValueError, match=word):

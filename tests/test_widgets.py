@@ -105,6 +105,50 @@ def test_draws_into_an_output_widget(cache):
     assert len(view.output.outputs) == 1 and view.output.outputs[0]["data"]["image/png"] != first  # replaced, not appended
 
 
+def png_size(encoded: str) -> tuple[int, int]:
+    """(width, height) in pixels from a base64 PNG's IHDR chunk."""
+    header = base64.b64decode(encoded)[:24]
+    assert header.startswith(b"\x89PNG")
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+@pytest.mark.parametrize("kwargs, width, height", [
+    ({}, 11 * 90, None),                                   # notebook default: 11 in at 90 dpi
+    ({"dpi": 140}, 11 * 140, None),                        # projector: same layout, more pixels
+    ({"dpi": 140, "figsize": (10, None)}, 1400, None),     # fixed width, height follows top-k
+    ({"dpi": 50, "figsize": (8, 4)}, 400, 200),
+])
+def test_figure_pixels_follow_dpi_and_figsize(cache, kwargs, width, height):
+    view = widgets.temperature_explorer(cache, texts=TEXTS, draw=True, top_k=3, **kwargs)
+    shown = png_size(view.output.outputs[0]["data"]["image/png"])
+    assert shown[0] == width and view.widget.layout.width == f"{width}px"  # controls span the figure's width
+    if height is None:  # follows top-k: more bars, taller picture, same width
+        view.top_k.value = 5
+        taller = png_size(view.output.outputs[0]["data"]["image/png"])
+        assert taller[0] == width and taller[1] > shown[1]
+    else:
+        assert shown[1] == height
+
+
+@pytest.mark.parametrize("kwargs", [{"dpi": 0}, {"dpi": "high"}, {"dpi": 5000}, {"figsize": (0, 4)}, {"figsize": 7},
+                                    {"figsize": (7, 4, 1)}, {"figsize": ("wide", 4)}])
+def test_bad_figure_size_names_the_argument(cache, kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        explorer(cache, **kwargs)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 50.0])
+def test_uniform_line_marks_one_over_num_classes(cache, temperature):
+    view = explorer(cache, temperature=temperature, extra_logits={"student": cache.logits["test"] * 0.3})
+    for ax in view.figure.axes:
+        lines = [line for line in ax.get_lines() if line.get_label().startswith("uniform")]
+        assert len(lines) == 1 and lines[0].get_linestyle() == "--"
+        np.testing.assert_allclose(lines[0].get_xdata(), [1 / len(NAMES)] * 2)
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"uniform 1/{len(NAMES)} = {1 / len(NAMES):.3f}"]
+        assert ax.get_xlim() == pytest.approx((0, 1.12))  # fixed axis: bars compare across T
+    assert f"1/{len(NAMES)}" in view.stats.value
+
+
 def test_environment_report_and_summary():
     report = widgets.environment_report()
     for key in ("python", "torch", "transformers", "ipywidgets", "device", "teacher_found", "data_found", "ready"):
