@@ -175,13 +175,9 @@ def plot_softmax_toy(
 
 def plot_distribution(
     ax: Axes, probs: np.ndarray, label_names: Sequence[str], gold: int | None = None, top_k: int = 10,
-    title: str | None = None, color: str = OKABE_ITO["blue"], xmax: float | None = 1.0, show_uniform: bool = False,
+    title: str | None = None, color: str = OKABE_ITO["blue"], xmax: float | None = 1.0,
 ) -> Axes:
-    """Horizontal bars of the top-k classes by name, highest on top; the gold intent in vermillion.
-
-    show_uniform=True adds a dashed line at 1/K (K = number of classes): where every bar ends when the
-    distribution is flat, so "flat" is visible even when all bars are short on a 0–1 axis.
-    """
+    """Horizontal bars of the top-k classes by name, highest on top; the gold intent in vermillion."""
     probs = np.asarray(probs, dtype=np.float64).ravel()
     if len(label_names) != probs.size:
         raise ValueError(f"label_names has {len(label_names)} names but probs has {probs.size} classes")
@@ -198,23 +194,13 @@ def plot_distribution(
         names.append(f"{label_names[gold]} (rank {rank})")
     rows = np.arange(len(top))[::-1]  # first = highest = top row
     colors = [GOLD_COLOR if i == gold else color for i in top]
-    ax.barh(rows, probs[top], color=colors, edgecolor="none")
-    uniform = 1 / probs.size
-    for row, i in zip(rows, top):
-        # Value labels start right of the dashed uniform line when a bar ends before it, so the line never crosses them.
-        end = max(probs[i], uniform) if show_uniform else probs[i]
-        ax.annotate(f"{probs[i]:.3f}", (end, row), xytext=(4, 0), textcoords="offset points", va="center",
-                    fontsize=FONT_SIZE - 2)
+    bars = ax.barh(rows, probs[top], color=colors, edgecolor="none")
+    ax.bar_label(bars, labels=[f"{probs[i]:.3f}" for i in top], padding=3, fontsize=FONT_SIZE - 2)
     ax.set_yticks(rows, [f"★ {n}" if i == gold else n for i, n in zip(top, names)], fontsize=FONT_SIZE - 1)
     for tick, i in zip(ax.get_yticklabels(), top):
         if i == gold:
             tick.set_color(GOLD_COLOR)
             tick.set_fontweight("bold")
-    if show_uniform:
-        ax.axvline(uniform, color=OKABE_ITO["black"], linestyle=(0, (4, 3)), linewidth=1.6, zorder=3,
-                   label=f"uniform 1/{probs.size} = {uniform:.3f}")
-        # Lower right is always free: rows are sorted, so the bottom bars are the shortest.
-        ax.legend(loc="lower right", fontsize=FONT_SIZE - 1, framealpha=0.9)
     if xmax is not None:
         ax.set_xlim(0, xmax * 1.12)  # room for the value labels
     ax.set_xlabel("probability", fontsize=FONT_SIZE)
@@ -639,4 +625,48 @@ def plot_per_class_change(
     ax.set_xlabel(f"test accuracy change, {after_name} − {before_name} [percentage points]", fontsize=FONT_SIZE - 1)
     ax.set_title(f"Intents that changed most: {after_name} vs {before_name}", fontsize=FONT_SIZE + 1)
     ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def plot_accuracy_vs_latency(ax: Axes, rows: Sequence[dict], title: str | None = None) -> Axes:
+    """Accuracy against batch-1 latency (log axis), one labelled point per model, the Pareto front as a line.
+
+    `rows` are kdlab.deployment.deployment_row dicts (keys model, latency_median_ms, accuracy, size_mb).
+    Models of one family share a colour; int8 versions are drawn hollow; marker area grows with size on disk.
+    """
+    from .deployment import pareto_front
+
+    if not rows:
+        raise ValueError("rows must contain at least one deployment row")
+    missing = [key for key in ("model", "latency_median_ms", "accuracy", "size_mb") if key not in rows[0]]
+    if missing:
+        raise ValueError(f"rows must be kdlab.deployment.deployment_row dicts; missing keys {missing}")
+    names = [r["model"] for r in rows]
+    latency = np.array([r["latency_median_ms"] for r in rows], dtype=np.float64)
+    accuracy = 100 * np.array([r["accuracy"] for r in rows], dtype=np.float64)
+    if (latency <= 0).any():
+        raise ValueError("latency_median_ms must be > 0 for a log axis")
+    families = list(dict.fromkeys(name.replace("int8", "").split()[0] for name in names))
+    palette = [OKABE_ITO[c] for c in ("blue", "green", "purple", "orange", "vermillion", "sky")]
+    for name, x, y, r in zip(names, latency, accuracy, rows):
+        color = palette[families.index(name.replace("int8", "").split()[0]) % len(palette)]
+        int8 = "int8" in name
+        area = 40 + 3 * r["size_mb"]  # marker area grows with MB; the floor keeps tiny models visible
+        ax.scatter(x, y, s=area, marker="s" if int8 else "o", facecolor="white" if int8 else color,
+                   edgecolor=color, linewidth=2.2, zorder=3)
+        ax.annotate(f"{name}\n{r['size_mb']:.1f} MB", (x, y), xytext=(8, -4 if int8 else 6), textcoords="offset points",
+                    fontsize=FONT_SIZE - 3, va="top" if int8 else "bottom")
+    front = pareto_front(list(latency), list(accuracy))
+    ax.step(latency[front], accuracy[front], where="post", color=OKABE_ITO["black"], linestyle="--", linewidth=1.3,
+            zorder=2, label="Pareto front: nothing is both faster and more accurate")
+    ax.scatter([], [], marker="o", color=OKABE_ITO["grey"], label="float32 (filled)")
+    ax.scatter([], [], marker="s", facecolor="white", edgecolor=OKABE_ITO["grey"], linewidth=2, label="int8 (hollow)")
+    ax.set_xscale("log")
+    ax.set_xlim(latency.min() / 1.6, latency.max() * 4)  # room on the right for the labels
+    ax.set_ylim(accuracy.min() - 3, accuracy.max() + 4)  # headroom for the top labels
+    ax.set_xlabel("latency per query, batch 1, median [ms] (log scale)", fontsize=FONT_SIZE)
+    ax.set_ylabel("test accuracy [%]", fontsize=FONT_SIZE)
+    ax.set_title(title or "Accuracy vs speed: which models are worth deploying", fontsize=FONT_SIZE + 1)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=FONT_SIZE - 2, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)  # below: never on a point
     return ax

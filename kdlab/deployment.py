@@ -1,0 +1,319 @@
+"""Deployment: how big, how fast and how faithful a model is once it leaves the notebook.
+
+Size on disk, batch-1 latency (median and p95), dynamic int8 quantization, a TorchScript export
+that reloads without kdlab, and a check that a converted model still predicts what the original did.
+Timings on a shared or busy CPU are noisy: compare models measured in the same run, never across runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .tokens import Tokens
+
+
+def size_on_disk_mb(model: nn.Module) -> float:
+    """Megabytes (10⁶ bytes) of the saved state_dict: what you would ship to a phone, not what RAM holds."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    handle, path = tempfile.mkstemp(suffix=".pt")
+    os.close(handle)
+    try:
+        torch.save(model.state_dict(), path)
+        return os.path.getsize(path) / 1e6
+    finally:
+        os.remove(path)
+
+
+@dataclass
+class Latency:
+    """Batch-1 latency: the median is the typical user's wait, p95 the slow one in twenty."""
+
+    median_ms: float
+    p95_ms: float
+    samples_ms: list[float]
+
+
+def latency_ms(model: nn.Module, tokens: Tokens, repeats: int = 100, warmup: int = 10) -> Latency:
+    """Time one query at a time (batch 1, padding trimmed), as an app answering a single user would."""
+    _check_tokens(tokens, "tokens")
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an integer ≥ 1, got {repeats!r}")
+    if not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an integer ≥ 0, got {warmup!r}")
+    model.eval()
+    samples = []
+    with torch.inference_mode():
+        # First calls pay for memory allocation and kernel selection; a deployed model is already warm.
+        for i in range(warmup + repeats):
+            # Different examples in turn: real queries differ in length, and so does their cost.
+            one = tokens.select([i % len(tokens)])
+            start = time.perf_counter()
+            model(one.input_ids, one.attention_mask)
+            if i >= warmup:
+                samples.append(1000 * (time.perf_counter() - start))
+    return Latency(float(np.median(samples)), float(np.percentile(samples, 95)), samples)
+
+
+class Int8Lookup(nn.Module):
+    """An int8 embedding table that accepts what the float one accepted (see quantize_dynamic_int8)."""
+
+    def __init__(self, quantized: nn.Module):
+        super().__init__()
+        self.quantized = quantized
+
+    @property
+    def weight(self) -> Tensor:
+        # BagStudent reads `embedding.weight.dtype` to build float per-token weights; the int8 table's
+        # weight is a method returning quint8, so we answer with an empty tensor of the output dtype.
+        return torch.empty(0)
+
+    def forward(self, input: Tensor, *args, **kwargs) -> Tensor:
+        # The int8 kernel needs contiguous ids; BERT's position and token-type ids are expanded views.
+        return self.quantized(input.contiguous(), *args, **kwargs)
+
+
+def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
+    """A copy with int8 weights: Linear layers (dynamic) and embedding tables (weight-only), ~4× smaller.
+
+    Dynamic quantization stores weights as int8 and quantizes activations on the fly, so it needs no
+    calibration data — but each batch's activations get their own scale, so an int8 model's logits for a
+    query can change slightly with what else is in its batch. torch 2.13 supports nn.Linear (int8 weights, int8 matmul) and nn.Embedding /
+    nn.EmbeddingBag (weight-only, per-row float scale: `float_qparams_weight_only_qconfig`). LayerNorm,
+    GELU and attention's softmax have no dynamic int8 version and stay float32. torch 2.13 marks
+    torch.ao.quantization as deprecated in favour of the separate torchao package (not installed here);
+    the API still works, and we silence its warning.
+    """
+    from torch.ao.quantization import default_dynamic_qconfig, float_qparams_weight_only_qconfig, quantize_dynamic
+
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    was_training = model.training
+    model.eval()
+    spec = {
+        nn.Linear: default_dynamic_qconfig,
+        nn.Embedding: float_qparams_weight_only_qconfig,
+        nn.EmbeddingBag: float_qparams_weight_only_qconfig,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        quantized = quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
+    model.train(was_training)
+    _wrap_lookups(quantized)
+    quantized.eval()
+    return quantized
+
+
+def _wrap_lookups(module: nn.Module) -> None:
+    """Put every int8 embedding table inside an Int8Lookup, recursively."""
+    from torch.ao.nn.quantized import Embedding, EmbeddingBag
+
+    for name, child in module.named_children():
+        if isinstance(child, (Embedding, EmbeddingBag)):
+            setattr(module, name, Int8Lookup(child))
+        else:
+            _wrap_lookups(child)
+
+
+def export_torchscript(model: nn.Module, example_tokens: Tokens, path: str | Path) -> Path:
+    """Trace the model to a TorchScript file that any PyTorch (C++, mobile) loads without kdlab or transformers.
+
+    torch.jit.trace records the operations run on `example_tokens`; Python `if`s are frozen to the
+    branch taken, so trace with a padded batch (rows of different lengths) to keep the attention mask.
+    torch 2.13 marks torch.jit as deprecated (in favour of torch.export), but it still works and is
+    what PyTorch Mobile loads; ONNX export would need the onnx package, which is not installed here.
+    """
+    _check_tokens(example_tokens, "example_tokens")
+    if bool(example_tokens.attention_mask.all()):
+        raise ValueError("example_tokens must include padding (rows of different lengths), or the trace may drop the "
+                         "attention mask; pass several examples, e.g. cache.tokens['dev'].select(range(8))")
+    path = Path(path)
+    if path.suffix != ".pt":
+        raise ValueError(f"path must end in .pt, got {str(path)!r}")
+    model.eval()
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # transformers 5 probes a renamed attribute while tracing
+        traced = torch.jit.trace(model, (example_tokens.input_ids, example_tokens.attention_mask), check_trace=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.jit.save(traced, str(path))
+    return path
+
+
+def load_torchscript(path: str | Path) -> torch.jit.ScriptModule:
+    """Load an exported model: no kdlab class, no transformers import needed, just torch."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path must be an existing TorchScript file, got {str(path)!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path)).eval()
+
+
+@dataclass
+class Agreement:
+    """How faithful a converted model is: share of same top-1 predictions, largest logit change."""
+
+    agreement: float
+    max_abs_logit_diff: float
+
+
+def same_predictions(a: nn.Module, b: nn.Module, tokens: Tokens, batch_size: int = 256) -> Agreement:
+    """Compare two models on the same rows: a conversion should change speed and size, not answers."""
+    from .training import predict_logits
+
+    _check_tokens(tokens, "tokens")
+    logits_a = predict_logits(a, tokens, batch_size, torch.device("cpu"))
+    logits_b = predict_logits(b, tokens, batch_size, torch.device("cpu"))
+    if logits_a.shape != logits_b.shape:
+        raise ValueError(f"the models give logits of different shapes: {tuple(logits_a.shape)} vs {tuple(logits_b.shape)}")
+    agreement = (logits_a.argmax(dim=1) == logits_b.argmax(dim=1)).float().mean().item()
+    return Agreement(agreement, (logits_a - logits_b).abs().max().item())
+
+
+def pareto_front(latencies: list[float], accuracies: list[float]) -> list[int]:
+    """Indices of the models no other beats on both axes (faster and at least as accurate), fastest first."""
+    if len(latencies) != len(accuracies):
+        raise ValueError(f"latencies ({len(latencies)}) and accuracies ({len(accuracies)}) must have the same length")
+    order = sorted(range(len(latencies)), key=lambda i: (latencies[i], -accuracies[i]))
+    front, best = [], -float("inf")
+    for i in order:
+        if accuracies[i] > best:  # better than everything faster: worth its extra latency
+            front.append(i)
+            best = accuracies[i]
+    return front
+
+
+def results_frame(rows: list[dict]):
+    """The rows as a pandas table with units in the headers, ready to display."""
+    import pandas as pd
+
+    frame = pd.DataFrame([{k: v for k, v in row.items() if k != "predictions"} for row in rows]).set_index("model")
+    frame["params"] = frame["params"] / 1e6
+    for column in ("accuracy", "accuracy_cost", "agreement"):
+        if column in frame:
+            frame[column] = 100 * frame[column]
+    names = {
+        "params": "params (M)", "size_mb": "size on disk (MB)", "latency_median_ms": "latency median (ms)",
+        "latency_p95_ms": "latency p95 (ms)", "throughput_per_s": "throughput batch 32 (examples/s)",
+        "accuracy": "test accuracy (%)", "accuracy_cost": "int8 accuracy cost (pp)", "agreement": "agrees with float (%)",
+    }
+    return frame.rename(columns=names).round(2)
+
+
+def deployment_row(name: str, model: nn.Module, tokens: Tokens, labels: Tensor, params: int | None = None,
+                   logits: Tensor | None = None, baseline: dict | None = None, repeats: int = 100,
+                   max_examples: int = 512) -> dict:
+    """One results-table row: parameters, size, batch-1 latency, batch-32 throughput, test accuracy.
+
+    Pass `logits` when the model's logits on `tokens` are already known (the teacher's, from its cache)
+    to skip re-evaluating. Pass the float model's row as `baseline` for a converted (e.g. int8) model:
+    the row then also holds its accuracy cost and how often it agrees with the float model.
+    """
+    from .students import count_parameters
+    from .training import predict_logits, throughput
+
+    if logits is None:
+        logits = predict_logits(model, tokens, batch_size=64)  # small batches keep peak memory low
+    if logits.shape[0] != len(tokens) or len(labels) != len(tokens):
+        raise ValueError(f"logits ({logits.shape[0]} rows), labels ({len(labels)}) and tokens ({len(tokens)}) must match")
+    predictions = logits.argmax(dim=1)
+    latency = latency_ms(model, tokens, repeats=repeats)
+    row = {
+        "model": name,
+        # A quantized model's int8 weights are not nn.Parameters any more; pass the float model's count.
+        "params": count_parameters(model) if params is None else params,
+        "size_mb": size_on_disk_mb(model),
+        "latency_median_ms": latency.median_ms,
+        "latency_p95_ms": latency.p95_ms,
+        "throughput_per_s": throughput(model, tokens, batch_size=32, max_examples=max_examples),
+        "accuracy": (predictions == labels).float().mean().item(),
+        "predictions": predictions,
+    }
+    if baseline is not None:
+        row["accuracy_cost"] = row["accuracy"] - baseline["accuracy"]
+        row["agreement"] = (predictions == baseline["predictions"]).float().mean().item()
+    return row
+
+
+# Epochs the deployment benchmark trains each KD student for (bag: its default; the encoders fewer, to fit
+# ~15 min on 2 shared cores). The notebook asks for the same settings, so it loads what the benchmark saved.
+DEPLOYMENT_EPOCHS = {"bag": 15, "tiny-bert": 2, "truncated": 1}
+
+
+# --- trained students kept on disk, so the benchmark trains once and the notebook loads in a second ---
+
+def student_cache_path(kind: str, cache, settings: dict, seed: int) -> Path:
+    """Where a trained student lives: keyed by teacher cache, kind, training settings and seed."""
+    from .cache import cache_root
+
+    payload = json.dumps({"teacher_cache": cache.key, "kind": kind, "settings": settings, "seed": seed}, sort_keys=True)
+    key = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return cache_root() / "students" / f"{kind}-{key}.safetensors"
+
+
+def trained_student(kind: str, cache, tokenizer, teacher_encoder: nn.Module | None = None, seed: int = 0,
+                    temperature: float = 4.0, lam: float = 0.5, max_train_rows: int | None = None,
+                    train: bool = True, progress: bool = False, **hparams) -> tuple[nn.Module | None, bool]:
+    """A KD student trained with these settings: loaded from .cache if trained before, else trained and saved.
+
+    Returns (student, loaded_from_disk); with train=False, (None, False) when nothing is saved yet.
+    `hparams` override kdlab.STUDENT_DEFAULTS[kind] (epochs, lr, batch_size); `max_train_rows` trains
+    on the first rows of train only (a quick stand-in).
+    """
+    from safetensors.torch import load_file, save_file
+
+    from .students import build_student
+    from .training import STUDENT_DEFAULTS, train_student
+
+    if kind not in STUDENT_DEFAULTS:
+        raise ValueError(f"kind must be one of {', '.join(STUDENT_DEFAULTS)}, got {kind!r}")
+    if max_train_rows is not None and (not isinstance(max_train_rows, int) or max_train_rows < 1):
+        raise ValueError(f"max_train_rows must be None or an integer ≥ 1, got {max_train_rows!r}")
+    settings = {**STUDENT_DEFAULTS[kind], **hparams, "temperature": temperature, "lam": lam}
+    student = build_student(kind, tokenizer, len(cache.label_names), teacher_encoder=teacher_encoder, seed=seed)
+    path = student_cache_path(kind, cache, {**settings, "max_train_rows": max_train_rows}, seed)
+    if path.exists():
+        try:
+            student.load_state_dict(load_file(str(path)))
+            return student.eval(), True
+        except (RuntimeError, OSError) as problem:  # a half-written or outdated file: train afresh
+            print(f"Ignoring student cache {path.name} ({problem}); training again.")
+    if not train:
+        return None, False
+    rows = None if max_train_rows is None else torch.arange(min(max_train_rows, len(cache.ids["train"])))
+    train_student(student, cache, seed=seed, rows=rows, progress=progress, **settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    state = {name: tensor.contiguous() for name, tensor in student.state_dict().items()}
+    save_file(state, str(partial), metadata={"kdlab": json.dumps({"kind": kind, "seed": seed, **settings})})
+    partial.replace(path)
+    return student.eval(), False
+
+
+def _check_tokens(tokens: Tokens, name: str) -> None:
+    """Refuse anything that is not a non-empty Tokens batch, naming the argument."""
+    if not isinstance(tokens, Tokens):
+        raise ValueError(f"{name} must be a kdlab Tokens batch (e.g. cache.tokens['test']), got {type(tokens).__name__}")
+    if len(tokens) == 0:
+        raise ValueError(f"{name} is empty; pass at least one example")
+
+
+__all__ = [
+    "DEPLOYMENT_EPOCHS", "Agreement", "Int8Lookup", "Latency", "deployment_row", "export_torchscript", "results_frame", "latency_ms", "load_torchscript",
+    "pareto_front", "quantize_dynamic_int8", "same_predictions", "size_on_disk_mb", "student_cache_path",
+    "trained_student",
+]

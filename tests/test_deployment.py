@@ -1,0 +1,203 @@
+"""Deployment: int8 keeps the answers, export keeps the logits, timings are sane, bad input is refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import kdlab
+from kdlab.deployment import (
+    deployment_row, export_torchscript, latency_ms, load_torchscript, pareto_front, quantize_dynamic_int8,
+    results_frame, same_predictions, size_on_disk_mb, trained_student,
+)
+from kdlab.students import build_student
+from kdlab.teacher import load_encoder
+from kdlab.tokens import Tokens
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One thread: these models are small, and extra threads on a busy CPU only add waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cache():
+    return kdlab.load_teacher_cache(progress=False)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_encoder()[1]
+
+
+@pytest.fixture(scope="module")
+def bag(cache, tokenizer):
+    """A bag student after one quick epoch on 2,000 real queries: confident enough to have clear argmaxes."""
+    student = build_student("bag", tokenizer, len(cache.label_names), seed=0)
+    kdlab.train_student(student, cache, epochs=1, lr=1e-2, batch_size=64, rows=torch.arange(2000), progress=False)
+    return student.eval()
+
+
+@pytest.fixture(scope="module")
+def test_rows(cache) -> Tokens:
+    return cache.tokens["test"].select(torch.arange(500))
+
+
+def test_int8_bag_student_predicts_like_the_float_one_and_is_smaller(bag, test_rows):
+    quantized = quantize_dynamic_int8(bag)
+    agreement = same_predictions(bag, quantized, test_rows)
+    assert agreement.agreement >= 0.95
+    assert 0 < agreement.max_abs_logit_diff < 1.0  # changed (int8 rounding), but only slightly
+    assert size_on_disk_mb(quantized) < 0.5 * size_on_disk_mb(bag)  # the 30k×64 table dominates: ~4× smaller
+
+
+def test_quantizing_returns_a_copy_and_leaves_the_float_model_alone(bag):
+    quantize_dynamic_int8(bag)
+    assert isinstance(bag.embedding, nn.EmbeddingBag) and isinstance(bag.classifier[2], nn.Linear)
+    assert bag.embedding.weight.dtype == torch.float32
+
+
+def test_int8_tiny_bert_quantizes_linear_layers_and_embeddings(cache, tokenizer, test_rows):
+    student = build_student("tiny-bert", tokenizer, len(cache.label_names), seed=0).eval()
+    quantized = quantize_dynamic_int8(student)
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    from kdlab.deployment import Int8Lookup
+
+    modules = list(quantized.modules())
+    assert not any(type(m) in (nn.Linear, nn.Embedding) for m in modules)  # every one was converted
+    assert sum(isinstance(m, DynamicInt8Linear) for m in modules) == 2 * 6 + 1  # 6 per layer + the head
+    assert sum(isinstance(m, Int8Lookup) for m in modules) == 3  # word, position, token-type tables
+    rows = test_rows.select(torch.arange(16))
+    assert quantized(rows.input_ids, rows.attention_mask).shape == (16, len(cache.label_names))
+    assert size_on_disk_mb(quantized) < 0.5 * size_on_disk_mb(student)
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["float", "int8"])
+def test_exported_bag_reloads_with_identical_logits(bag, cache, test_rows, tmp_path, int8):
+    model = quantize_dynamic_int8(bag) if int8 else bag
+    path = export_torchscript(model, cache.tokens["dev"].select(torch.arange(8)), tmp_path / "bag.pt")
+    reloaded = load_torchscript(path)
+    assert isinstance(reloaded, torch.jit.ScriptModule)
+    # Other rows, other widths than the trace saw, batch 1 included.
+    for rows in (test_rows, test_rows.select([3]), test_rows.select([0, 1])):
+        with torch.inference_mode():
+            assert torch.allclose(model(rows.input_ids, rows.attention_mask), reloaded(rows.input_ids, rows.attention_mask))
+    agreement = same_predictions(model, reloaded, test_rows)
+    assert agreement.agreement == 1.0 and agreement.max_abs_logit_diff < 1e-5
+
+
+def test_exported_tiny_bert_reloads_with_identical_logits(cache, tokenizer, test_rows, tmp_path):
+    student = build_student("tiny-bert", tokenizer, len(cache.label_names), seed=0).eval()
+    reloaded = load_torchscript(export_torchscript(student, cache.tokens["dev"].select(torch.arange(8)), tmp_path / "t.pt"))
+    for rows in (test_rows.select(torch.arange(64)), test_rows.select([5])):
+        with torch.inference_mode():
+            assert torch.allclose(student(rows.input_ids, rows.attention_mask), reloaded(rows.input_ids, rows.attention_mask),
+                                  atol=1e-5)
+
+
+def test_deployment_rows_compare_an_int8_model_with_its_float_baseline(bag, cache):
+    tokens, labels = cache.tokens["test"].select(torch.arange(200)), cache.labels["test"][:200]
+    float_row = deployment_row("bag", bag, tokens, labels, repeats=5, max_examples=64)
+    int8_row = deployment_row("bag int8", quantize_dynamic_int8(bag), tokens, labels, baseline=float_row,
+                              params=float_row["params"], repeats=5, max_examples=64)
+    assert float_row["params"] == int8_row["params"] == kdlab.count_parameters(bag)
+    assert float_row["accuracy"] == kdlab.evaluate(bag, tokens, labels).accuracy
+    assert int8_row["accuracy_cost"] == pytest.approx(int8_row["accuracy"] - float_row["accuracy"])
+    # Same batch size as deployment_row's evaluation: dynamic int8 scales each batch's activations by its own range.
+    agreement = same_predictions(bag, quantize_dynamic_int8(bag), tokens, batch_size=64).agreement
+    assert int8_row["agreement"] == pytest.approx(agreement)
+    frame = results_frame([float_row, int8_row])
+    assert list(frame.index) == ["bag", "bag int8"] and "predictions" not in frame.columns
+    assert frame.loc["bag", "test accuracy (%)"] == pytest.approx(100 * float_row["accuracy"], abs=0.01)
+    with pytest.raises(ValueError, match="logits"):
+        deployment_row("bag", bag, tokens, labels, logits=torch.zeros(5, 77))
+
+
+def test_latency_gives_sorted_positive_numbers(bag, test_rows):
+    latency = latency_ms(bag, test_rows, repeats=20, warmup=2)
+    assert len(latency.samples_ms) == 20
+    assert latency.p95_ms >= latency.median_ms > 0
+    assert latency.median_ms < 1000  # a bag of words answers in well under a second, even on a busy CPU
+
+
+def test_size_on_disk_matches_the_float32_weights():
+    layer = nn.Linear(1000, 250)  # 250,250 float32 numbers = 1.001 MB, plus a little pickle overhead
+    assert 1.001 <= size_on_disk_mb(layer) < 1.001 + 0.01
+
+
+def test_same_predictions_of_a_model_with_itself(bag, test_rows):
+    agreement = same_predictions(bag, bag, test_rows)
+    assert agreement.agreement == 1.0 and agreement.max_abs_logit_diff == 0.0
+
+
+def test_pareto_front_keeps_models_nothing_beats_on_both_axes():
+    latencies = [1.0, 2.0, 3.0, 10.0, 2.5]
+    accuracies = [0.80, 0.85, 0.84, 0.93, 0.85]
+    assert pareto_front(latencies, accuracies) == [0, 1, 3]  # 3.0 ms/0.84 and 2.5 ms/0.85 are beaten by 2.0 ms/0.85
+    assert pareto_front([], []) == []
+
+
+def test_trained_student_is_saved_and_then_loaded(cache, tokenizer, monkeypatch, tmp_path):
+    monkeypatch.setenv("KDLAB_CACHE", str(tmp_path))
+    first, loaded = trained_student("bag", cache, tokenizer, epochs=1, max_train_rows=300)
+    assert not loaded and list((tmp_path / "students").glob("bag-*.safetensors"))
+    again, loaded = trained_student("bag", cache, tokenizer, epochs=1, max_train_rows=300)
+    assert loaded
+    for (name, a), b in zip(first.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    _, loaded = trained_student("bag", cache, tokenizer, epochs=1, max_train_rows=301)
+    assert not loaded  # other settings, other file
+
+
+def test_bad_input_is_refused_with_the_argument_named(bag, test_rows, cache, tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="tokens"):
+        latency_ms(bag, "my card is lost")
+    with pytest.raises(ValueError, match="tokens"):
+        latency_ms(bag, Tokens(torch.zeros(0, 4, dtype=torch.long), torch.zeros(0, 4, dtype=torch.long)))
+    with pytest.raises(ValueError, match="repeats"):
+        latency_ms(bag, test_rows, repeats=0)
+    with pytest.raises(ValueError, match="warmup"):
+        latency_ms(bag, test_rows, warmup=-1)
+    with pytest.raises(ValueError, match="model"):
+        size_on_disk_mb("bag.pt")
+    with pytest.raises(ValueError, match="model"):
+        quantize_dynamic_int8(None)
+    with pytest.raises(ValueError, match="example_tokens must include padding"):
+        export_torchscript(bag, test_rows.select([0]), tmp_path / "bag.pt")
+    with pytest.raises(ValueError, match="path"):
+        export_torchscript(bag, test_rows.select(torch.arange(8)), tmp_path / "bag.onnx")
+    with pytest.raises(ValueError, match="path"):
+        load_torchscript(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="latencies"):
+        pareto_front([1.0, 2.0], [0.9])
+    with pytest.raises(ValueError, match="kind"):
+        trained_student("lstm", cache, tokenizer)
+    with pytest.raises(ValueError, match="max_train_rows"):
+        trained_student("bag", cache, tokenizer, max_train_rows=0)
+
+
+def test_accuracy_vs_latency_plot_labels_every_model_and_draws_the_front():
+    from matplotlib.figure import Figure
+
+    from kdlab.plots import plot_accuracy_vs_latency
+
+    rows = [{"model": name, "latency_median_ms": ms, "accuracy": acc, "size_mb": mb}
+            for name, ms, acc, mb in (("teacher", 30.0, 0.93, 91.0), ("teacher int8", 25.0, 0.92, 23.0),
+                                      ("bag KD student", 0.3, 0.90, 8.0), ("bag int8", 0.4, 0.89, 2.2))]
+    ax = Figure().subplots()
+    plot_accuracy_vs_latency(ax, rows)
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert all(r["model"] in texts for r in rows)
+    assert ax.get_xscale() == "log" and "ms" in ax.get_xlabel() and "%" in ax.get_ylabel() and ax.get_title()
+    front = [line for line in ax.lines if "Pareto" in line.get_label()]
+    assert len(front) == 1 and list(front[0].get_xdata()) == [0.3, 25.0, 30.0]  # bag int8 is dominated by bag
+    with pytest.raises(ValueError, match="rows"):
+        plot_accuracy_vs_latency(ax, [])
+    with pytest.raises(ValueError, match="rows"):
+        plot_accuracy_vs_latency(ax, [{"model": "x"}])
