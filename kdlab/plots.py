@@ -175,9 +175,13 @@ def plot_softmax_toy(
 
 def plot_distribution(
     ax: Axes, probs: np.ndarray, label_names: Sequence[str], gold: int | None = None, top_k: int = 10,
-    title: str | None = None, color: str = OKABE_ITO["blue"], xmax: float | None = 1.0,
+    title: str | None = None, color: str = OKABE_ITO["blue"], xmax: float | None = 1.0, show_uniform: bool = False,
 ) -> Axes:
-    """Horizontal bars of the top-k classes by name, highest on top; the gold intent in vermillion."""
+    """Horizontal bars of the top-k classes by name, highest on top; the gold intent in vermillion.
+
+    show_uniform=True adds a dashed line at 1/K (K = number of classes): where every bar ends when the
+    distribution is flat, so "flat" is visible even when all bars are short on a 0–1 axis.
+    """
     probs = np.asarray(probs, dtype=np.float64).ravel()
     if len(label_names) != probs.size:
         raise ValueError(f"label_names has {len(label_names)} names but probs has {probs.size} classes")
@@ -194,13 +198,23 @@ def plot_distribution(
         names.append(f"{label_names[gold]} (rank {rank})")
     rows = np.arange(len(top))[::-1]  # first = highest = top row
     colors = [GOLD_COLOR if i == gold else color for i in top]
-    bars = ax.barh(rows, probs[top], color=colors, edgecolor="none")
-    ax.bar_label(bars, labels=[f"{probs[i]:.3f}" for i in top], padding=3, fontsize=FONT_SIZE - 2)
+    ax.barh(rows, probs[top], color=colors, edgecolor="none")
+    uniform = 1 / probs.size
+    for row, i in zip(rows, top):
+        # Value labels start right of the dashed uniform line when a bar ends before it, so the line never crosses them.
+        end = max(probs[i], uniform) if show_uniform else probs[i]
+        ax.annotate(f"{probs[i]:.3f}", (end, row), xytext=(4, 0), textcoords="offset points", va="center",
+                    fontsize=FONT_SIZE - 2)
     ax.set_yticks(rows, [f"★ {n}" if i == gold else n for i, n in zip(top, names)], fontsize=FONT_SIZE - 1)
     for tick, i in zip(ax.get_yticklabels(), top):
         if i == gold:
             tick.set_color(GOLD_COLOR)
             tick.set_fontweight("bold")
+    if show_uniform:
+        ax.axvline(uniform, color=OKABE_ITO["black"], linestyle=(0, (4, 3)), linewidth=1.6, zorder=3,
+                   label=f"uniform 1/{probs.size} = {uniform:.3f}")
+        # Lower right is always free: rows are sorted, so the bottom bars are the shortest.
+        ax.legend(loc="lower right", fontsize=FONT_SIZE - 1, framealpha=0.9)
     if xmax is not None:
         ax.set_xlim(0, xmax * 1.12)  # room for the value labels
     ax.set_xlabel("probability", fontsize=FONT_SIZE)
