@@ -11,6 +11,17 @@ from toy import FILLER, TOY_WORDS, write_toy_split
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """One torch thread: the test tensors are small, and extra OpenMP threads stall badly on a busy CPU."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def toy_data(tmp_path: Path) -> Path:
     """A data folder with train/dev/test .tsv files of the three toy intents."""

@@ -10,15 +10,6 @@ from kdlab.checker import CODES, Finding, check_distillation_loss, format_findin
 from kdlab.losses import distillation_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: extra OpenMP threads only add overhead, and stall badly on a busy CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. .mean. divides")  # the learner-style bugs use it on purpose
 
 

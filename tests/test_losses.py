@@ -10,15 +10,6 @@ import torch.nn.functional as F
 from kdlab.losses import KDTerms, distillation_loss, distillation_terms, soft_targets
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: extra OpenMP threads only add overhead, and stall badly on a busy CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_batch(batch=6, classes=5, seed=0, scale=2.0, dtype=torch.float64):
     generator = torch.Generator().manual_seed(seed)
     student = scale * torch.randn(batch, classes, generator=generator, dtype=dtype)

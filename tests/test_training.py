@@ -71,15 +71,6 @@ def without_seconds(history: History) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history.epochs]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny batches: a second thread only adds overhead (10× and more on a busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def cache() -> TeacherCache:
     return make_cache()
