@@ -16,15 +16,6 @@ from kdlab.teacher import load_encoder
 from kdlab.tokens import Tokens
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread: these models are small, and extra threads on a busy CPU only add waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def cache():
     return kdlab.load_teacher_cache(progress=False)
