@@ -52,3 +52,19 @@ def test_embed_sorted_batches_equal_one_by_one_features(tiny_bert):
         single = torch.cat([teacher.features(e["input_ids"], e["attention_mask"]) for e in encoded])
     assert torch.allclose(batched, single, atol=1e-5)
     assert not teacher.training
+
+
+def test_fine_tune_trains_encoder_and_head_and_leaves_eval_mode(tiny_bert, toy_data):
+    from kdlab.data import load_splits
+    from kdlab.teacher import fine_tune
+
+    encoder, tokenizer = load_encoder(str(tiny_bert))
+    teacher = Teacher(encoder, num_labels=3)
+    train = load_splits(toy_data)["train"]
+    tokens = tokenize(tokenizer, list(train["text"]))
+    labels = torch.tensor(list(train["label"]))
+    before = [p.detach().clone() for p in teacher.encoder.parameters()]
+    losses = fine_tune(teacher, tokens, labels, epochs=4, lr=1e-3, batch_size=16, progress=False)
+    assert losses[-1] < losses[0] * 0.8  # it learns the toy intents
+    assert any(not torch.equal(a, b) for a, b in zip(before, teacher.encoder.parameters()))  # the encoder moved too
+    assert not teacher.training
