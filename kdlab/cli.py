@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=_positive_int, default=None, help="student epochs (default: per student kind)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--labels-per-class", type=_positive_int, default=None, help="keep K labels per class; the rest of train becomes an unlabelled transfer set")
-    run.add_argument("--teacher-finetune-epochs", type=int, default=0, help="fine-tune the whole teacher (≈3 min/epoch on 2 CPU cores) instead of a head on frozen features")
+    run.add_argument("--teacher-finetune-epochs", type=int, default=0, help="fine-tune the whole teacher (about 6 min per epoch on 2 CPU cores) instead of a head on frozen features")
     run.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this path")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
