@@ -73,12 +73,6 @@ class Int8Lookup(nn.Module):
         super().__init__()
         self.quantized = quantized
 
-    @property
-    def weight(self) -> Tensor:
-        # BagStudent reads `embedding.weight.dtype` to build float per-token weights; the int8 table's
-        # weight is a method returning quint8, so we answer with an empty tensor of the output dtype.
-        return torch.empty(0)
-
     def forward(self, input: Tensor, *args, **kwargs) -> Tensor:
         # The int8 kernel needs contiguous ids; BERT's position and token-type ids are expanded views.
         return self.quantized(input.contiguous(), *args, **kwargs)

@@ -25,7 +25,7 @@ class BagStudent(nn.Module):
         )
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        mask = attention_mask.to(self.embedding.weight.dtype)
+        mask = attention_mask.float()  # float per-token weights, also for an int8 embedding table
         weights = mask / mask.sum(dim=1, keepdim=True).clamp(min=1.0)  # sum of weighted vectors = mean over real tokens
         pooled = self.embedding(input_ids, per_sample_weights=weights)
         return self.classifier(pooled)
