@@ -45,6 +45,7 @@ class TeacherCache:
     tokens: dict[str, Tokens]
     label_names: list[str]
     meta: dict = field(default_factory=dict)
+    _positions: dict = field(default_factory=dict, init=False, repr=False)  # split → (ids tensor, id-to-row index)
 
     def logits_for(self, split: str, example_ids: Tensor) -> Tensor:
         """Teacher logits for the given example ids, whatever order or subset they come in."""
@@ -58,9 +59,13 @@ class TeacherCache:
         return self.logits[split][rows]
 
     def _position(self, split: str) -> Tensor:
+        """Row of each example id (−1 where absent); built on first use, since training asks every batch."""
         ids = self.ids[split]
-        position = torch.full((int(ids.max()) + 1,), -1, dtype=torch.long)
-        position[ids] = torch.arange(len(ids))
+        built_for, position = self._positions.get(split, (None, None))
+        if built_for is not ids:  # first use, or the ids tensor was replaced
+            position = torch.full((int(ids.max()) + 1,), -1, dtype=torch.long)
+            position[ids] = torch.arange(len(ids))
+            self._positions[split] = (ids, position)
         return position
 
     def accuracy(self, split: str) -> float:
