@@ -49,6 +49,14 @@ class TeacherCache:
 
     def logits_for(self, split: str, example_ids: Tensor) -> Tensor:
         """Teacher logits for the given example ids, whatever order or subset they come in."""
+        return self.logits[split][self._rows(split, example_ids)]
+
+    def features_for(self, split: str, example_ids: Tensor) -> Tensor:
+        """The teacher's mean-pooled sentence vectors for these ids: targets of a hidden-state loss."""
+        return self.features[split][self._rows(split, example_ids)]
+
+    def _rows(self, split: str, example_ids: Tensor) -> Tensor:
+        """Row of each example id in this split's tensors; refuses ids the cache has never seen."""
         position = self._position(split)
         example_ids = torch.as_tensor(example_ids, dtype=torch.long)
         if len(example_ids) and (example_ids.min() < 0 or example_ids.max() >= len(position)):
@@ -56,7 +64,7 @@ class TeacherCache:
         rows = position[example_ids]
         if (rows < 0).any():
             raise ValueError(f"example ids not in the teacher cache for split '{split}'; rebuild the cache")
-        return self.logits[split][rows]
+        return rows
 
     def _position(self, split: str) -> Tensor:
         """Row of each example id (−1 where absent); built on first use, since training asks every batch."""

@@ -40,9 +40,13 @@ class EncoderStudent(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    def pooled(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """The mean-pooled sentence vector (what a hidden-state loss compares with the teacher's)."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head(self.dropout(mean_pool(hidden, attention_mask)))
+        return mean_pool(hidden, attention_mask)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        return self.head(self.dropout(self.pooled(input_ids, attention_mask)))
 
 
 def tiny_bert_encoder(vocab_size: int, layers: int = 2, hidden: int = 128, heads: int = 2, max_positions: int = 128) -> nn.Module:
