@@ -1,10 +1,13 @@
-"""Teacher vs CE-only student vs KD student on Banking77 test, over several seeds; prints a Markdown table.
+"""How well distillation works on Banking77, measured: every table the README and notebooks 05/07 quote.
 
-    python benchmarks/kd_quality.py                 # 3 seeds, bag student, T=4, λ=0.5 (≈ 15 min on 2 cores)
-    python benchmarks/kd_quality.py --seeds 0 --student tiny-bert
+    python benchmarks/kd_quality.py                       # headline: teacher vs CE-only vs KD on test, 3 seeds
+    python benchmarks/kd_quality.py --section sweep       # T × λ on dev, 3 seeds (notebook 05's heatmap)
+    python benchmarks/kd_quality.py --section all         # every section below, one after the other
 
-Numbers in the README come from this script; it also measures the low-label regime (K labels per class,
-the rest of train as an unlabelled transfer set that only the KD student can use).
+Sections: headline, sweep, low-label, capacity, remedies, calibration, omit-class, distilbert. Each prints
+a Markdown table and writes benchmarks/results/<section>.json (rows + machine + date + settings), which
+the notebooks read to draw the full grids next to their own smaller live runs. Tuning sections score on
+dev; only the headline touches test. Timings are per run on the machine named in the table's header.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from pathlib import Path
 
 import torch
 
+import pandas as pd
+
+import kdlab
+from kdlab import tuning
+from kdlab.omitted_class import omit_class_experiment
 from kdlab.pipeline import distill
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def mean_std(values: list[float]) -> str:
@@ -43,17 +53,8 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--student", default="bag")
-    parser.add_argument("--temperature", type=float, default=4.0)
-    parser.add_argument("--lam", type=float, default=0.5)
-    parser.add_argument("--labels-per-class", type=int, default=10, help="K for the low-label rows (0 skips them)")
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
-
-    start = time.perf_counter()
+def headline(args) -> dict:
+    """Teacher vs CE-only vs KD student on test over seeds, plus the low-label row (K labels per class)."""
     full, low = [], []
     for seed in args.seeds:
         full.append(distill(student=args.student, temperature=args.temperature, lam=args.lam, seed=seed,
@@ -62,12 +63,11 @@ def main() -> None:
             low.append(distill(student=args.student, temperature=args.temperature, lam=args.lam, seed=seed,
                                labels_per_class=args.labels_per_class, progress=False, measure_teacher_speed=False))
     first = full[0]
-    teacher, ce, kd = first["teacher"], first["student_ce"], first["student_kd"]
+    teacher = first["teacher"]
 
     def column(runs, model, key="test_accuracy"):
         return [r[model][key] for r in runs]
 
-    print(f"# KD quality — {datetime.date.today()} — {machine()}")
     print(f"student={args.student}, T={args.temperature}, λ={args.lam} (weight on CE), seeds={args.seeds}, "
           f"epochs={first['settings']['epochs']}, teacher = MiniLM-L6 + linear head on frozen features\n")
     print("| model | test accuracy % (mean ± std) | params | size vs teacher | examples/s (batch 32) | speed vs teacher |")
@@ -88,9 +88,162 @@ def main() -> None:
         print("| model | test accuracy % (mean ± std) |\n|---|---:|")
         print(f"| student, CE only on {k}/class | {mean_std(column(low, 'student_ce'))} |")
         print(f"| student, KD with transfer set | {mean_std(column(low, 'student_kd'))} |")
-    print(f"\nTotal wall time: {time.perf_counter() - start:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps({"full": full, "low_label": low, "machine": machine()}, indent=2))
+    return {"full": full, "low_label": low}
+
+
+def markdown(frame: pd.DataFrame, index: bool = True) -> str:
+    """A DataFrame as a Markdown table (pandas' own needs the optional 'tabulate' package)."""
+    frame = frame.reset_index() if index else frame
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def table(frame: pd.DataFrame, by: list[str], value: str = "dev_accuracy") -> str:
+    """Mean ± std (in %) of `value` per group, as Markdown."""
+    summary = tuning.summarize(frame, by, value)
+    lines = ["| " + " | ".join(by) + f" | {value} % (mean ± std) | seeds |", "|" + "---|" * len(by) + "---:|---:|"]
+    for _, row in summary.iterrows():
+        lines.append("| " + " | ".join(str(row[k]) for k in by) + f" | {100 * row['mean']:.2f} ± {100 * row['std']:.2f} | {row['count']} |")
+    return "\n".join(lines)
+
+
+def sweep(args, cache, tokenizer, encoder) -> dict:
+    """T × λ on dev over seeds; the best cell is then trained once more and scored once on test."""
+    frame = tuning.sweep_temperature_lambda(cache, tokenizer, args.temperatures, args.lams, args.seeds, progress=False)
+    summary = tuning.summarize(frame, ["temperature", "lam"])
+    print(summary.pivot(index="temperature", columns="lam", values="mean").mul(100).round(2).pipe(markdown))
+    print("\nspread (std over seeds, points):\n")
+    print(summary.pivot(index="temperature", columns="lam", values="std").mul(100).round(2).pipe(markdown))
+    best = tuning.best_setting(frame)
+    run = tuning.train_run(cache, tokenizer, seed=args.seeds[0], temperature=best["temperature"], lam=best["lam"])
+    test = kdlab.evaluate(run.model, cache.tokens["test"], cache.labels["test"]).accuracy
+    print(f"\nchosen on dev: T={best['temperature']}, λ={best['lam']} (dev {100 * best['dev_accuracy']:.2f} ± "
+          f"{100 * best['std']:.2f}); test, touched once: {100 * test:.2f}")
+    return {"rows": frame.to_dict("records"), "best": best, "test_accuracy": test}
+
+
+def low_label(args, cache, tokenizer, encoder) -> dict:
+    """CE-only vs KD on dev for K labels per class, the rest of train as unlabelled transfer set."""
+    ks = [None if k == 0 else k for k in args.ks]
+    frame = tuning.low_label_curve(cache, tokenizer, ks, args.seeds, args.temperature, args.lam, progress=False)
+    print(table(frame, ["labels_per_class", "labelled", "method"]))
+    return {"rows": frame.to_dict("records")}
+
+
+CAPACITY_STUDENTS = {
+    **{f"bag dim {d}": ("bag", {"dim": d}) for d in (8, 16, 32, 64, 128, 256)},
+    **{f"tiny-bert {n}×128": ("tiny-bert", {"layers": n}) for n in (1, 2, 4)},
+    **{f"truncated {n} of 6 layers": ("truncated", {"keep_layers": n}) for n in (1, 2, 3)},
+}
+
+
+def capacity(args, cache, tokenizer, encoder) -> dict:
+    """Accuracy (dev) vs parameters vs throughput for students of several sizes, CE-only and KD."""
+    chosen = {name: spec for name, spec in CAPACITY_STUDENTS.items() if spec[0] in args.kinds}
+    frame = tuning.capacity_curve(cache, tokenizer, chosen, args.seeds, args.temperature, args.lam, teacher_encoder=encoder,
+                                  progress=False, train_options={"tiny-bert": {"epochs": args.encoder_epochs},
+                                                                 "truncated": {"epochs": args.encoder_epochs}})
+    print(table(frame, ["student", "params", "method"]))
+    speed = frame.groupby("student")[["examples_per_s", "seconds"]].mean().round(1)
+    print("\nmean inference examples/s (batch 32, dev) and training seconds per run:\n")
+    print(speed.pipe(markdown))
+    return {"rows": frame.to_dict("records"), "encoder_epochs": args.encoder_epochs}
+
+
+def remedies(args, cache, tokenizer, encoder) -> dict:
+    """Learning curves of the bag student for each overfitting remedy alone, with and without KD, 30 epochs."""
+    frame = tuning.remedy_curves(cache, tokenizer, seed=args.seeds[0], epochs=args.remedy_epochs,
+                                 temperature=args.temperature, lam=args.lam, progress=False)
+    last = frame.groupby(["remedy", "method"]).agg(final_dev=("final_dev_accuracy", "last"), best_dev=("dev_accuracy", "max"),
+                                                   last_train=("train_accuracy", "last"), kept_epoch=("kept_epoch", "last"))
+    print((last[["final_dev", "best_dev", "last_train"]] * 100).round(2).join(last["kept_epoch"]).pipe(markdown))
+    return {"rows": frame.to_dict("records"), "epochs": args.remedy_epochs}
+
+
+def calibration(args, cache, tokenizer, encoder) -> dict:
+    """ECE, confidence and agreement with the teacher on dev: teacher, CE-only student, KD students at each T."""
+    frames = [tuning.calibration_by_temperature(cache, tokenizer, args.temperatures, seed=s, lam=args.lam, progress=False).assign(seed=s)
+              for s in args.seeds]
+    frame = pd.concat(frames, ignore_index=True)
+    frame["temperature"] = frame["temperature"].fillna(0)  # 0 = not distilled (teacher, CE only), for grouping
+    for value in ("ece", "agreement_with_teacher", "dev_accuracy"):
+        print(f"\n{value}:\n")
+        print(table(frame, ["model", "temperature"], value))
+    return {"rows": frame.to_dict("records")}
+
+
+def omit_class(args, cache, tokenizer, encoder) -> dict:
+    """Hinton's omit-a-class: recall of an intent never seen in training, before and after the dev-chosen bias shift."""
+    rows = []
+    for name in args.omit:
+        index = cache.label_names.index(name)
+        for seed in args.seeds:
+            result = omit_class_experiment(cache, tokenizer, index, seed=seed, temperature=args.temperature, lam=args.lam)
+            for method in ("CE only", "KD"):
+                entry = result[method]
+                scan = entry["scan"].set_index("shift")
+                rows.append({"class": name, "seed": seed, "method": method, "removed_rows": result["removed_rows"],
+                             "recall_as_trained": entry["recall_as_trained"], "best_shift": entry["best_shift"],
+                             "recall_after_shift": scan.loc[entry["best_shift"], "class_recall"],
+                             "dev_accuracy_as_trained": scan.loc[0.0, "accuracy"],
+                             "dev_accuracy_after_shift": scan.loc[entry["best_shift"], "accuracy"]})
+    frame = pd.DataFrame(rows)
+    summary = frame.groupby(["class", "method"]).mean(numeric_only=True).drop(columns="seed")
+    print(summary.round(3).pipe(markdown))
+    return {"rows": rows}
+
+
+def distilbert(args, cache, tokenizer, encoder) -> dict:
+    """Teacher-layer init vs random init, logits-only vs logits + cosine loss, same data and steps."""
+    rows = None if args.distilbert_rows is None else torch.arange(args.distilbert_rows)
+    frame = tuning.distilbert_comparison(cache, tokenizer, encoder, keep_layers=args.keep_layers, seeds=args.seeds[:1],
+                                         rows=rows, epochs=args.encoder_epochs, temperature=args.temperature, lam=args.lam,
+                                         progress=False)
+    print(frame.drop(columns="dev_curve").round(4).pipe(markdown, index=False))
+    return {"rows": frame.to_dict("records"), "train_rows": args.distilbert_rows, "epochs": args.encoder_epochs,
+            "keep_layers": args.keep_layers}
+
+
+SECTIONS = {"headline": headline, "sweep": sweep, "low-label": low_label, "capacity": capacity, "remedies": remedies,
+            "calibration": calibration, "omit-class": omit_class, "distilbert": distilbert}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--section", choices=[*SECTIONS, "all"], nargs="+", default=["headline"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--student", default="bag", help="headline section only")
+    parser.add_argument("--temperature", type=float, default=4.0)
+    parser.add_argument("--lam", type=float, default=0.5)
+    parser.add_argument("--labels-per-class", type=int, default=10, help="K for the headline's low-label rows (0 skips them)")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument("--lams", type=float, nargs="+", default=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9])
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 25, 50, 0], help="labels per class; 0 = all")
+    parser.add_argument("--kinds", nargs="+", default=["bag", "tiny-bert", "truncated"], help="capacity section")
+    parser.add_argument("--encoder-epochs", type=int, default=2, help="epochs for tiny-bert / truncated students")
+    parser.add_argument("--remedy-epochs", type=int, default=30)
+    parser.add_argument("--omit", nargs="+", default=["card_arrival", "exchange_rate", "lost_or_stolen_card"])
+    parser.add_argument("--keep-layers", type=int, default=3)
+    parser.add_argument("--distilbert-rows", type=int, default=None, help="train rows for the distilbert section (default all)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for <section>.json")
+    args = parser.parse_args()
+
+    sections = list(SECTIONS) if "all" in args.section else args.section
+    cache = kdlab.load_teacher_cache(progress=False)
+    encoder, tokenizer = kdlab.load_encoder()
+    print(f"# KD quality — {datetime.date.today()} — {machine()}")
+    for name in sections:
+        start = time.perf_counter()
+        print(f"\n## {name}\n")
+        result = SECTIONS[name](args, cache, tokenizer, encoder)
+        seconds = time.perf_counter() - start
+        print(f"\n{name}: {seconds:.0f} s")
+        args.out.mkdir(parents=True, exist_ok=True)
+        settings = {k: v for k, v in vars(args).items() if k not in ("out", "section")}
+        payload = {"section": name, "date": str(datetime.date.today()), "machine": machine(), "seconds": seconds,
+                   "settings": settings, **result}
+        (args.out / f"{name}.json").write_text(json.dumps(payload, indent=1, default=str))
 
 
 if __name__ == "__main__":

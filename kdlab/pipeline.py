@@ -12,6 +12,7 @@ from .data import DEFAULT_DATA_DIR, low_label_split, load_splits
 from .students import build_student, check_same_tokenizer, count_parameters
 from .teacher import load_encoder
 from .training import STUDENT_DEFAULTS, default_device, evaluate, throughput, train_student
+from .tuning import BASELINE_PATIENCE, matched_epochs
 
 
 def distill(
@@ -49,10 +50,14 @@ def distill(
     for name, run_lam in (("student_ce", 1.0), ("student_kd", lam)):
         model = build_student(student, tokenizer, num_labels, teacher_encoder=encoder, seed=seed)
         check_same_tokenizer(model, tokenizer)
+        run_hparams = dict(hparams)
+        if name == "student_ce" and labelled is not None:  # a fair few-label baseline: KD's step count, best dev epoch
+            run_hparams["epochs"] = matched_epochs(hparams["epochs"], len(labelled), int(labelled.sum()), hparams["batch_size"])
+            run_hparams["early_stopping"] = BASELINE_PATIENCE
         start = time.perf_counter()
         history = train_student(
             model, cache, temperature=temperature, lam=run_lam, seed=seed, rows=rows, labelled=labelled,
-            device=device, progress=progress, **hparams,
+            device=device, progress=progress, **run_hparams,
         )
         timings[name] = time.perf_counter() - start
         test = evaluate(model, cache.tokens["test"], cache.labels["test"], device=device)
