@@ -175,6 +175,8 @@ def remedy_curves(cache: TeacherCache, tokenizer, remedies: dict[str, dict] | No
                   methods: Iterable[str] = ("CE only", "KD"), epochs: int = 30, seed: int = 0,
                   temperature: float = 4.0, lam: float = 0.5, kind: str = "bag", progress: bool = True) -> pd.DataFrame:
     """Learning curves (one row per epoch) for each remedy alone, with and without KD."""
+    if kind != "bag":  # the dropout remedies are BagStudent builder options, which encoder students do not take
+        raise ValueError(f"remedy_curves compares remedies for the 'bag' student, got kind={kind!r}")
     remedies = REMEDIES if remedies is None else remedies
     rows = []
     grid = [(name, method) for name in remedies for method in methods]
@@ -207,6 +209,8 @@ def distilbert_comparison(cache: TeacherCache, tokenizer, teacher_encoder: nn.Mo
     config = teacher_encoder.config
     same_shape = {"layers": keep_layers, "hidden": config.hidden_size, "heads": config.num_attention_heads}
     starts = {"teacher layers": ("truncated", {"keep_layers": keep_layers}), "random init": ("tiny-bert", same_shape)}
+    # without this each start would take its own kind's default epochs and batch size: not the same steps
+    train_options = {key: STUDENT_DEFAULTS["truncated"][key] for key in ("epochs", "batch_size")} | train_options
     grid = [(start, weight, seed) for start in starts for weight in (0.0, hidden_weight) for seed in seeds]
     results = []
     for start, weight, seed in tqdm(grid, desc="DistilBERT-style students", disable=not progress):

@@ -22,14 +22,18 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-@pytest.fixture
-def toy_data(tmp_path: Path) -> Path:
-    """A data folder with train/dev/test .tsv files of the three toy intents."""
-    folder = tmp_path / "toy"
+def write_toy_folder(folder: Path) -> Path:
+    """Train/dev/test .tsv files of the three toy intents (90/30/30 rows) in a new folder."""
     folder.mkdir()
     for split, rows, seed in (("train", 90, 0), ("dev", 30, 1), ("test", 30, 2)):
         write_toy_split(folder / f"{split}.tsv", rows, seed)
     return folder
+
+
+@pytest.fixture
+def toy_data(tmp_path: Path) -> Path:
+    """A data folder with train/dev/test .tsv files of the three toy intents."""
+    return write_toy_folder(tmp_path / "toy")
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +52,22 @@ def tiny_bert(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def toy_cache(tiny_bert, tmp_path_factory):
+    """The tiny BERT's teacher cache on the toy data, built once per session; tests must not modify it."""
+    from kdlab.cache import TeacherSettings, load_teacher_cache
+
+    root = tmp_path_factory.mktemp("toy-cache")
+    data = write_toy_folder(root / "toy")
+    return load_teacher_cache(data, str(tiny_bert), TeacherSettings(head_epochs=30, head_lr=1e-2), root=root / "cache",
+                              progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_bert):
+    """(encoder, tokenizer) of the tiny BERT: what students of the toy cache read and copy layers from."""
+    import kdlab
+
+    return kdlab.load_encoder(str(tiny_bert))
