@@ -1,6 +1,6 @@
 """kdlab: knowledge distillation, taught with notebooks (Hinton et al. 2015, https://arxiv.org/abs/1503.02531)."""
 
-from .cache import TeacherCache, TeacherSettings, cache_root, load_teacher_cache, teacher_from_cache
+from .cache import TeacherCache, TeacherSettings, cache_root, load_teacher_cache, teacher_from_cache, teacher_head
 from .checker import Finding, check_distillation_loss, format_findings
 from .data import DEFAULT_DATA_DIR, label_names, load_splits, low_label_split
 from .losses import KDTerms, distillation_loss, distillation_terms, soft_targets
@@ -14,6 +14,6 @@ __all__ = [
     "TeacherCache", "TeacherSettings", "Tokens", "build_student", "cache_root", "check_distillation_loss",
     "check_same_tokenizer", "count_parameters", "distillation_loss", "distillation_terms", "evaluate",
     "format_findings", "label_names", "load_encoder", "load_splits", "load_teacher_cache", "low_label_split",
-    "mean_pool", "packaged_teacher_path", "predict_logits", "set_seed", "soft_targets", "teacher_from_cache",
+    "mean_pool", "packaged_teacher_path", "predict_logits", "set_seed", "soft_targets", "teacher_from_cache", "teacher_head",
     "throughput", "tokenize", "train_student",
 ]

@@ -222,8 +222,21 @@ def teacher_from_cache(cache: TeacherCache, teacher: str | Path | None = None) -
     """Rebuild the full teacher (encoder + cached head) to score new texts or measure its speed."""
     encoder, _ = load_encoder(teacher)
     model = Teacher(encoder, len(cache.label_names))
-    stored = load_file(str(cache.path))
-    with torch.no_grad():
-        model.head.weight.copy_(stored["head.weight"])
-        model.head.bias.copy_(stored["head.bias"])
+    model.head = teacher_head(cache)
     return model.eval()
+
+
+def teacher_head(cache: TeacherCache) -> torch.nn.Linear:
+    """The teacher's trained classification head (features → class logits), read from the cache file."""
+    from safetensors import safe_open
+
+    with safe_open(str(cache.path), framework="pt") as handle:  # reads these two tensors, not the whole file
+        weight, bias = handle.get_tensor("head.weight"), handle.get_tensor("head.bias")
+    if weight.shape[0] != len(cache.label_names):
+        raise ValueError(f"the cached head has {weight.shape[0]} classes, the cache {len(cache.label_names)}; rebuild the cache")
+    # Built on the meta device and then given memory: no random init, so torch's random stream is left untouched.
+    head = torch.nn.Linear(weight.shape[1], weight.shape[0], device="meta").to_empty(device="cpu")
+    with torch.no_grad():
+        head.weight.copy_(weight)
+        head.bias.copy_(bias)
+    return head

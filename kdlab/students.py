@@ -74,8 +74,13 @@ def truncated_encoder(teacher_encoder: nn.Module, keep_layers: int = 3) -> nn.Mo
     return encoder
 
 
-def build_student(kind: str, tokenizer, num_labels: int, teacher_encoder: nn.Module | None = None, seed: int = 0, **options) -> nn.Module:
-    """Make a student of the given kind that reads the teacher tokenizer's ids."""
+def build_student(kind: str, tokenizer, num_labels: int, teacher_encoder: nn.Module | None = None, seed: int = 0,
+                  teacher_head: nn.Linear | None = None, **options) -> nn.Module:
+    """Make a student of the given kind that reads the teacher tokenizer's ids.
+
+    `teacher_head` (e.g. kdlab.teacher_head(cache)) starts an encoder student's classifier from the teacher's
+    trained one (see head_from_teacher).
+    """
     if kind not in STUDENT_KINDS:
         raise ValueError(f"student must be one of {', '.join(STUDENT_KINDS)}, got {kind!r}")
     if not isinstance(num_labels, int) or num_labels < 2:
@@ -90,6 +95,8 @@ def build_student(kind: str, tokenizer, num_labels: int, teacher_encoder: nn.Mod
         if teacher_encoder is None:
             raise ValueError("the 'truncated' student copies teacher layers: pass teacher_encoder=")
         student = EncoderStudent(truncated_encoder(teacher_encoder, **options), num_labels)
+    if teacher_head is not None:
+        head_from_teacher(student, teacher_head)
     student.vocab_fingerprint = vocab_fingerprint(tokenizer)
     return student
 
@@ -110,3 +117,25 @@ def check_same_tokenizer(student: nn.Module, tokenizer) -> None:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable weights: the size measure in every results table."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def head_from_teacher(student: nn.Module, teacher_head: nn.Linear) -> nn.Module:
+    """Start an encoder student's classifier from the teacher's trained head, in place.
+
+    The truncated student's sentence vectors live in (nearly) the teacher's space, since its layers are the
+    teacher's: with the teacher's head it is right on about half of dev before any training, instead of 1 in 77.
+    """
+    head = getattr(student, "head", None)
+    if not isinstance(head, nn.Linear):
+        raise ValueError(f"head_from_teacher needs an encoder student with a linear head, got {type(student).__name__}")
+    if not isinstance(teacher_head, nn.Linear):
+        raise ValueError(f"teacher_head must be the teacher's nn.Linear head, got {type(teacher_head).__name__}")
+    if teacher_head.weight.shape != head.weight.shape:
+        raise ValueError(
+            f"teacher_head maps {teacher_head.in_features} features to {teacher_head.out_features} classes, the student's "
+            f"head {head.in_features} to {head.out_features}; use a student of the teacher's width (e.g. 'truncated')"
+        )
+    with torch.no_grad():
+        head.weight.copy_(teacher_head.weight)
+        head.bias.copy_(teacher_head.bias)
+    return student

@@ -18,7 +18,7 @@ from .tokens import Tokens
 STUDENT_DEFAULTS = {
     "bag": {"lr": 2e-2, "epochs": 15, "batch_size": 256},
     "tiny-bert": {"lr": 1e-3, "epochs": 6, "batch_size": 32},
-    "truncated": {"lr": 1e-4, "epochs": 2, "batch_size": 32},
+    "truncated": {"lr": 5e-4, "epochs": 2, "batch_size": 32},
 }
 
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import kdlab.cache as cache_module
-from kdlab.cache import TeacherSettings, cache_root, load_teacher_cache
+from kdlab.cache import TeacherSettings, cache_root, load_teacher_cache, teacher_head
 
 SETTINGS = TeacherSettings(head_epochs=30, head_lr=1e-2)
 
@@ -101,3 +101,15 @@ def test_logits_are_looked_up_by_id_not_by_position(built):
 def test_kdlab_cache_variable_moves_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("KDLAB_CACHE", str(tmp_path / "elsewhere"))
     assert cache_root() == tmp_path / "elsewhere"
+
+
+def test_teacher_head_turns_cached_features_into_cached_logits(built):
+    cache, _ = built
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    head = teacher_head(cache)
+    assert torch.equal(torch.rand(3), expected)  # reading the head draws no random numbers
+    with torch.no_grad():
+        for split in ("train", "test"):
+            assert torch.allclose(head(cache.features[split]), cache.logits[split], atol=1e-5)

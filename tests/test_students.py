@@ -72,3 +72,26 @@ def test_bad_student_arguments_are_refused(minilm):
         build_student("truncated", tokenizer, 3)
     with pytest.raises(ValueError, match="keep_layers must be between 1 and the teacher's 6 layers"):
         build_student("truncated", tokenizer, 3, teacher_encoder=encoder, keep_layers=7)
+
+
+def test_an_encoder_student_can_start_from_the_teacher_head(minilm):
+    from torch import nn
+
+    from kdlab.students import head_from_teacher
+
+    encoder, tokenizer = minilm
+    torch.manual_seed(1)
+    teacher_head = nn.Linear(encoder.config.hidden_size, 5)
+    student = build_student("truncated", tokenizer, 5, teacher_encoder=encoder, teacher_head=teacher_head)
+    assert torch.equal(student.head.weight, teacher_head.weight) and torch.equal(student.head.bias, teacher_head.bias)
+    with torch.no_grad():
+        student.head.weight.add_(1.0)
+    assert not torch.equal(student.head.weight, teacher_head.weight)  # a copy: training the student leaves the teacher alone
+    plain = build_student("truncated", tokenizer, 5, teacher_encoder=encoder)
+    assert not torch.equal(plain.head.weight, teacher_head.weight)
+    with pytest.raises(ValueError, match="teacher_head maps 384 features"):
+        build_student("tiny-bert", tokenizer, 5, teacher_head=teacher_head)  # 128-wide sentence vectors
+    with pytest.raises(ValueError, match="encoder student"):
+        build_student("bag", tokenizer, 5, teacher_head=teacher_head)
+    with pytest.raises(ValueError, match="teacher_head must be"):
+        head_from_teacher(plain, "head.pt")
