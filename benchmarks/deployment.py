@@ -1,10 +1,12 @@
 """Teacher and KD students as deployable models: size, batch-1 latency, batch-32 throughput, accuracy, and int8.
 
     python benchmarks/deployment.py                     # ≈ 10–15 min on 2 shared cores (trains 3 students once)
-    python benchmarks/deployment.py --threads 2 --json artifacts/deployment.json
+    python benchmarks/deployment.py --json benchmarks/results/deployment.json --markdown benchmarks/results/deployment.md
 
 Students are trained once with knowledge distillation (T=4, λ=0.5) for kdlab.deployment.DEPLOYMENT_EPOCHS
 and saved under the git-ignored .cache/, where notebook 06 finds them; a second run only measures.
+The committed benchmarks/results/deployment.json is what notebook 06 shows, labelled with machine and date,
+for the students it cannot train within a notebook's time and memory budget.
 Timings depend on the CPU and on whatever else runs on it: compare rows of one run, not runs.
 """
 
@@ -14,13 +16,14 @@ import argparse
 import datetime
 import json
 import os
+import platform
 import time
 from pathlib import Path
 
 import torch
 
 import kdlab
-from kdlab.deployment import DEPLOYMENT_EPOCHS, deployment_row, quantize_dynamic_int8, trained_student
+from kdlab.deployment import DEPLOYMENT_EPOCHS, HEAD_FROM_TEACHER, deployment_row, quantize_dynamic_int8, trained_student
 from kdlab.teacher import load_encoder
 
 
@@ -41,6 +44,17 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def cpu_name() -> str:
+    """The CPU model as Linux names it (e.g. 'AMD EPYC'), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1,
@@ -49,7 +63,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200, help="batch-1 latency samples per model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-teacher-int8", action="store_true", help="skip quantizing the teacher (saves ~1 min)")
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows, machine and date here (notebook 06 "
+                        "reads benchmarks/results/deployment.json)")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the table and its notes here")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -82,20 +98,34 @@ def main() -> None:
         add(f"{kind} int8", quantize_dynamic_int8(student), baseline=student_row, params=student_row["params"])
 
     total = time.perf_counter() - started
-    print(f"\n## Deployment benchmark ({datetime.date.today().isoformat()})\n")
-    print(markdown(rows))
-    print(
-        f"\nTest split of Banking77 ({len(labels)} queries). Students: KD (T=4, λ=0.5), epochs {DEPLOYMENT_EPOCHS}, seed "
-        f"{args.seed}. Latency: {args.repeats} single queries (padding trimmed) after 10 warm-up calls; throughput: "
-        f"512 test queries in batches of 32. int8 = torch dynamic quantization (Linear int8, embeddings weight-only "
-        f"int8); params of int8 rows = the float model's. torch {torch.__version__}, {args.threads} thread(s), "
-        f"{os.cpu_count()} CPUs shared with other jobs (load average {load_at_start:.1f} at start, "
-        f"{os.getloadavg()[0]:.1f} at end): timings are noisy; compare rows, not runs. Total {total / 60:.1f} min."
+    date = datetime.date.today().isoformat()
+    machine = f"{cpu_name()}, {os.cpu_count()} cores shared with other jobs, {args.threads} torch thread(s)"
+    recipes = {kind: {**kdlab.STUDENT_DEFAULTS[kind], "epochs": epochs, "head_from_teacher": kind in HEAD_FROM_TEACHER,
+                      "temperature": 4.0, "lam": 0.5, "seed": args.seed} for kind, epochs in DEPLOYMENT_EPOCHS.items()}
+    recipe_text = "; ".join(
+        f"{kind} {r['epochs']} epoch(s), lr {r['lr']:g}, batch {r['batch_size']}" + (", head from the teacher's" if r["head_from_teacher"] else "")
+        for kind, r in recipes.items()
     )
+    report = (
+        f"## Deployment benchmark ({date})\n\n{markdown(rows)}\n\n"
+        f"Test split of Banking77 ({len(labels)} queries). Students: KD (T=4, λ=0.5), seed {args.seed}: {recipe_text}. "
+        f"Latency: {args.repeats} single queries (padding trimmed) after 10 warm-up calls; throughput: "
+        f"512 test queries in batches of 32. int8 = torch dynamic quantization (Linear int8, embeddings weight-only "
+        f"int8); params of int8 rows = the float model's. torch {torch.__version__}, {machine} (load average "
+        f"{load_at_start:.1f} at start, {os.getloadavg()[0]:.1f} at end): timings are noisy; compare rows, not runs. "
+        f"Total {total / 60:.1f} min."
+    )
+    print("\n" + report)
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(report + "\n")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"rows": [{k: v for k, v in r.items() if k != "predictions"} for r in rows], "timings_s": timings, "threads": args.threads,
-                                         "epochs": DEPLOYMENT_EPOCHS, "date": datetime.date.today().isoformat()}, indent=2))
+        args.json.write_text(json.dumps({
+            "rows": [{k: v for k, v in r.items() if k != "predictions"} for r in rows], "machine": machine, "date": date,
+            "test_queries": len(labels), "recipes": recipes, "torch": torch.__version__, "threads": args.threads,
+            "load_average": [load_at_start, os.getloadavg()[0]], "timings_s": timings,
+        }, indent=2) + "\n")
 
 
 if __name__ == "__main__":

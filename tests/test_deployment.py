@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import datetime
+import json
+
 import pytest
 import torch
 from torch import nn
 
 import kdlab
 from kdlab.deployment import (
-    deployment_row, export_torchscript, latency_ms, load_torchscript, pareto_front, quantize_dynamic_int8,
-    results_frame, same_predictions, size_on_disk_mb, trained_student,
+    DEPLOYMENT_EPOCHS, HEAD_FROM_TEACHER, benchmark_results, deployment_row, export_torchscript, latency_ms,
+    load_torchscript, pareto_front, quantize_dynamic_int8, results_frame, same_predictions, size_on_disk_mb,
+    trained_student,
 )
 from kdlab.students import build_student
 from kdlab.teacher import load_encoder
 from kdlab.tokens import Tokens
+from kdlab.training import STUDENT_DEFAULTS
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +197,80 @@ def test_accuracy_vs_latency_plot_labels_every_model_and_draws_the_front():
         plot_accuracy_vs_latency(ax, [])
     with pytest.raises(ValueError, match="rows"):
         plot_accuracy_vs_latency(ax, [{"model": "x"}])
+
+
+@pytest.fixture
+def six_layer_toy(toy_data, tiny_bert, tmp_path, monkeypatch):
+    """A toy teacher cache from a random 6-layer BERT (the truncated student keeps 3 of 6), caches under tmp_path."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    from kdlab.cache import TeacherSettings
+
+    folder = tmp_path / "six-layer-bert"
+    BertTokenizer.from_pretrained(tiny_bert).save_pretrained(folder)
+    config = BertConfig.from_pretrained(tiny_bert)
+    config.num_hidden_layers = 6
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    monkeypatch.setenv("KDLAB_CACHE", str(tmp_path / "cache"))
+    cache = kdlab.load_teacher_cache(toy_data, str(folder), TeacherSettings(head_epochs=30, head_lr=1e-2), progress=False)
+    encoder, tokenizer = load_encoder(str(folder))
+    return cache, encoder, tokenizer
+
+
+def test_trained_truncated_student_starts_from_the_teacher_head_and_its_file_says_so(six_layer_toy):
+    from safetensors import safe_open
+
+    cache, encoder, tokenizer = six_layer_toy
+    # Nothing saved: train=False answers at once, before copying any teacher layers (no encoder needed).
+    assert trained_student("truncated", cache, tokenizer, train=False) == (None, False)
+    # lr=0: training moves nothing, so the head we get back is exactly where it started.
+    student, loaded = trained_student("truncated", cache, tokenizer, teacher_encoder=encoder, epochs=1, lr=0.0)
+    head = kdlab.teacher_head(cache)
+    assert not loaded and torch.equal(student.head.weight, head.weight) and torch.equal(student.head.bias, head.bias)
+    files = list((cache.path.parent / "students").glob("truncated-*.safetensors"))
+    with safe_open(str(files[0]), framework="pt") as handle:
+        assert json.loads(handle.metadata()["kdlab"])["head_from_teacher"] is True
+    again, loaded = trained_student("truncated", cache, tokenizer, teacher_encoder=encoder, epochs=1, lr=0.0, train=False)
+    assert loaded and torch.equal(again.head.weight, head.weight)
+    # A randomly started head is another recipe, so another file: not found here.
+    assert trained_student("truncated", cache, tokenizer, teacher_encoder=encoder, epochs=1, lr=0.0, train=False,
+                           head_from_teacher=False) == (None, False)
+    with pytest.raises(ValueError, match="encoder student"):
+        trained_student("bag", cache, tokenizer, epochs=1, head_from_teacher=True)
+
+
+def test_teacher_head_puts_the_truncated_student_far_above_chance_before_any_training(cache, tokenizer):
+    encoder = load_encoder()[0]
+    rows, labels = cache.tokens["dev"].select(torch.arange(200)), cache.labels["dev"][:200]
+    with_head = build_student("truncated", tokenizer, len(cache.label_names), teacher_encoder=encoder,
+                              teacher_head=kdlab.teacher_head(cache))
+    without = build_student("truncated", tokenizer, len(cache.label_names), teacher_encoder=encoder)
+    # Chance is 1/77 ≈ 1.3%; on all of dev the teacher's head reads the 3-layer student's vectors 46.7% right.
+    assert kdlab.evaluate(with_head, rows, labels, batch_size=50).accuracy > 0.3
+    assert kdlab.evaluate(without, rows, labels, batch_size=50).accuracy < 0.1
+
+
+def test_committed_benchmark_results_cover_every_model_with_the_current_recipe():
+    results = benchmark_results()
+    names = [row["model"] for row in results.rows]
+    for kind in DEPLOYMENT_EPOCHS:
+        assert f"{kind} KD student" in names and f"{kind} int8" in names
+    assert names[0].startswith("teacher") and results.test_queries == 3080
+    datetime.date.fromisoformat(results.date)  # a real date, and a machine named: the label the notebook shows
+    assert results.machine and results.date in results.source and results.machine in results.source
+    assert all(0 < row["accuracy"] <= 1 and row["latency_median_ms"] > 0 and row["size_mb"] > 0 for row in results.rows)
+    # The file is stale the moment a recipe changes: rerun the benchmark (its docstring says how).
+    for kind, epochs in DEPLOYMENT_EPOCHS.items():
+        recipe = results.recipes[kind]
+        assert recipe["epochs"] == epochs and recipe["head_from_teacher"] == (kind in HEAD_FROM_TEACHER), kind
+        assert (recipe["lr"], recipe["batch_size"]) == (STUDENT_DEFAULTS[kind]["lr"], STUDENT_DEFAULTS[kind]["batch_size"]), kind
+
+
+def test_benchmark_results_refuse_a_missing_or_foreign_file(tmp_path):
+    with pytest.raises(ValueError, match="benchmarks/deployment.py --json"):
+        benchmark_results(tmp_path / "missing.json")
+    foreign = tmp_path / "other.json"
+    foreign.write_text(json.dumps({"rows": []}))
+    with pytest.raises(ValueError, match="lacks"):
+        benchmark_results(foreign)
