@@ -53,7 +53,7 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def headline(args) -> dict:
+def headline(args, cache=None, tokenizer=None, encoder=None) -> dict:
     """Teacher vs CE-only vs KD student on test over seeds, plus the low-label row (K labels per class)."""
     full, low = [], []
     for seed in args.seeds:
@@ -139,11 +139,16 @@ CAPACITY_STUDENTS = {
 
 
 def capacity(args, cache, tokenizer, encoder) -> dict:
-    """Accuracy (dev) vs parameters vs throughput for students of several sizes, CE-only and KD."""
-    chosen = {name: spec for name, spec in CAPACITY_STUDENTS.items() if spec[0] in args.kinds}
-    frame = tuning.capacity_curve(cache, tokenizer, chosen, args.seeds, args.temperature, args.lam, teacher_encoder=encoder,
-                                  progress=False, train_options={"tiny-bert": {"epochs": args.encoder_epochs},
-                                                                 "truncated": {"epochs": args.encoder_epochs}})
+    """Accuracy (dev) vs parameters vs throughput for students of several sizes, CE-only and KD (encoders: first seed only)."""
+    frames = []
+    for kinds, seeds in ((["bag"], args.seeds), (["tiny-bert", "truncated"], args.seeds[:1])):  # encoders: CPU-hours, 1 seed
+        chosen = {name: spec for name, spec in CAPACITY_STUDENTS.items() if spec[0] in kinds and spec[0] in args.kinds
+                  and (spec[0] != "truncated" or spec[1]["keep_layers"] <= args.max_truncated_layers)}
+        if chosen:
+            frames.append(tuning.capacity_curve(
+                cache, tokenizer, chosen, seeds, args.temperature, args.lam, teacher_encoder=encoder, progress=False,
+                train_options={"tiny-bert": {"epochs": args.encoder_epochs}, "truncated": {"epochs": args.encoder_epochs}}))
+    frame = pd.concat(frames, ignore_index=True)
     print(table(frame, ["student", "params", "method"]))
     speed = frame.groupby("student")[["examples_per_s", "seconds"]].mean().round(1)
     print("\nmean inference examples/s (batch 32, dev) and training seconds per run:\n")
@@ -222,6 +227,7 @@ def main() -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 25, 50, 0], help="labels per class; 0 = all")
     parser.add_argument("--kinds", nargs="+", default=["bag", "tiny-bert", "truncated"], help="capacity section")
     parser.add_argument("--encoder-epochs", type=int, default=2, help="epochs for tiny-bert / truncated students")
+    parser.add_argument("--max-truncated-layers", type=int, default=3, help="capacity: deepest truncated student")
     parser.add_argument("--remedy-epochs", type=int, default=30)
     parser.add_argument("--omit", nargs="+", default=["card_arrival", "exchange_rate", "lost_or_stolen_card"])
     parser.add_argument("--keep-layers", type=int, default=3)

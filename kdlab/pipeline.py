@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .cache import TeacherSettings, load_teacher_cache, teacher_from_cache
+from .cache import TeacherSettings, load_teacher_cache, teacher_from_cache, teacher_head
 from .data import DEFAULT_DATA_DIR, low_label_split, load_splits
 from .students import build_student, check_same_tokenizer, count_parameters
 from .teacher import load_encoder
@@ -48,7 +48,9 @@ def distill(
     device = default_device()
     results = {}
     for name, run_lam in (("student_ce", 1.0), ("student_kd", lam)):
-        model = build_student(student, tokenizer, num_labels, teacher_encoder=encoder, seed=seed)
+        # the truncated recipe (STUDENT_DEFAULTS) starts from the teacher's trained head as well as its layers
+        head = teacher_head(cache) if student == "truncated" else None
+        model = build_student(student, tokenizer, num_labels, teacher_encoder=encoder, seed=seed, teacher_head=head)
         check_same_tokenizer(model, tokenizer)
         run_hparams = dict(hparams)
         if name == "student_ce" and labelled is not None:  # a fair few-label baseline: KD's step count, best dev epoch

@@ -19,7 +19,7 @@ from datasets import Dataset
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .cache import TeacherCache
+from .cache import TeacherCache, teacher_head
 from .calibration import expected_calibration_error, mean_confidence, top1_agreement
 from .data import REPO_ROOT, low_label_split
 from .students import build_student, count_parameters
@@ -205,10 +205,13 @@ def distilbert_comparison(cache: TeacherCache, tokenizer, teacher_encoder: nn.Mo
                           temperature: float = 4.0, lam: float = 0.5, progress: bool = True,
                           **train_options) -> pd.DataFrame:
     """DistilBERT's two ideas, separately: start from teacher layers (vs the same shape at random), and add a
-    cosine loss between sentence vectors (vs logits only). Same data, steps and seed for all four."""
+    cosine loss between sentence vectors (vs logits only). Same data, steps and seed for all four; each start
+    uses its kind's default learning rate unless `lr` is given (random init gets tiny-bert's larger one)."""
     config = teacher_encoder.config
     same_shape = {"layers": keep_layers, "hidden": config.hidden_size, "heads": config.num_attention_heads}
-    starts = {"teacher layers": ("truncated", {"keep_layers": keep_layers}), "random init": ("tiny-bert", same_shape)}
+    # "teacher layers" starts from everything the teacher has: its layers and its trained head
+    starts = {"teacher layers": ("truncated", {"keep_layers": keep_layers, "teacher_head": teacher_head(cache)}),
+              "random init": ("tiny-bert", same_shape)}
     # without this each start would take its own kind's default epochs and batch size: not the same steps
     train_options = {key: STUDENT_DEFAULTS["truncated"][key] for key in ("epochs", "batch_size")} | train_options
     grid = [(start, weight, seed) for start in starts for weight in (0.0, hidden_weight) for seed in seeds]
@@ -218,6 +221,7 @@ def distilbert_comparison(cache: TeacherCache, tokenizer, teacher_encoder: nn.Mo
         run = train_run(cache, tokenizer, kind=kind, seed=seed, student_options=options, teacher_encoder=teacher_encoder,
                         temperature=temperature, lam=lam, hidden_weight=weight, rows=rows, **train_options)
         results.append({"start": start, "loss": "logits + cosine" if weight else "logits only", "seed": seed,
+                        "lr": train_options.get("lr", STUDENT_DEFAULTS[kind]["lr"]),
                         "params": run.params, "dev_accuracy": run.dev_accuracy, "seconds": run.seconds,
                         "dev_curve": run.history.column("dev_accuracy")})
     return pd.DataFrame(results)

@@ -217,7 +217,7 @@ def test_calibration_by_temperature_rows_and_teacher_row(toy_cache, tiny_teacher
 def test_distilbert_comparison_four_students_same_steps(toy_cache, tiny_teacher, train_run_calls):
     encoder, tokenizer = tiny_teacher
     frame = distilbert_comparison(toy_cache, tokenizer, encoder, keep_layers=1, hidden_weight=1.0, progress=False)
-    assert list(frame.columns) == ["start", "loss", "seed", "params", "dev_accuracy", "seconds", "dev_curve"]
+    assert list(frame.columns) == ["start", "loss", "seed", "lr", "params", "dev_accuracy", "seconds", "dev_curve"]
     assert frame[["start", "loss"]].values.tolist() == [
         ["teacher layers", "logits only"], ["teacher layers", "logits + cosine"],
         ["random init", "logits only"], ["random init", "logits + cosine"]]
