@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from importlib import metadata
 from typing import Mapping, Sequence
 
@@ -482,6 +483,8 @@ class TrainingDashboard:
     epoch (not per batch) keeps the kernel's message stream small, so headless runs (nbval) keep up.
     """
 
+    REDRAW_SECONDS = 2.0
+
     def __init__(self, epochs: int | None = None, teacher_accuracy: float | None = None, draw: bool = True):
         import ipywidgets as w
 
@@ -492,6 +495,7 @@ class TrainingDashboard:
             raise ValueError(f"epochs must be None or an integer ≥ 1 (fixes the x axis), got {epochs!r}")
         self.epochs = epochs
         self.draw = draw
+        self._drawn_at = float("-inf")
         self.series: dict[str, dict[str, list[float]]] = {}
         self.figure = None
         self.status = w.HTML("<i>Waiting for the first epoch…</i>")
@@ -526,9 +530,13 @@ class TrainingDashboard:
         timing = f", {seconds:.1f} s for this epoch" if seconds is not None else ""
         self.status.value = (f"<b>{name}</b>: epoch {series['epoch'][-1]}{of} — dev accuracy "
                              f"<b>{100 * series['dev_accuracy'][-1]:.1f}%</b>{timing}")
-        self.figure = plots.plot_learning_curves(self.series, epochs=self.epochs, teacher_accuracy=self.teacher_accuracy)
-        if self.draw:
-            show_figure(self.figure, self.output)
+        # Drawing costs ~0.5 s, longer than a bag epoch: redraw at most every REDRAW_SECONDS, and at each run's end.
+        run_done = self.epochs is not None and series["epoch"][-1] >= self.epochs
+        if not self.draw or run_done or time.monotonic() - self._drawn_at >= self.REDRAW_SECONDS:
+            self.figure = plots.plot_learning_curves(self.series, epochs=self.epochs, teacher_accuracy=self.teacher_accuracy)
+            if self.draw:
+                show_figure(self.figure, self.output)
+                self._drawn_at = time.monotonic()
 
     def callback(self, name: str):
         """An on_epoch_end function that files each epoch under `name`."""

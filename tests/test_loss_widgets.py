@@ -213,6 +213,18 @@ def test_dashboard_series_equal_the_history_columns():
     assert {name: (bar.value, bar.max) for name, bar in dashboard.bars.items()} == {"CE only": (4, 4), "KD": (4, 4)}
 
 
+def test_dashboard_redraws_at_most_every_few_seconds_but_always_at_the_end(monkeypatch):
+    dashboard = widgets.training_dashboard(epochs=4, draw=True)
+    drawn = []
+    monkeypatch.setattr(widgets, "show_figure", lambda figure, output: drawn.append(dashboard.series["KD"]["epoch"][-1]))
+    run, full = History(), make_history(4)
+    for e in range(4):  # four fast epochs: the first is drawn, the middle ones are skipped, the last is drawn
+        run.epochs.append(full.epochs[e])
+        dashboard.update(run, "KD")
+    assert drawn == [1, 4]
+    assert "epoch 4/4" in dashboard.status.value  # the text readout still follows every epoch
+
+
 def test_dashboard_bad_input():
     with pytest.raises(ValueError, match="epochs"):
         widgets.training_dashboard(epochs=0, draw=False)
