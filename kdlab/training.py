@@ -37,6 +37,13 @@ class History:
     def best_dev_accuracy(self) -> float:
         return max(self.column("dev_accuracy"))
 
+    @property
+    def final_dev_accuracy(self) -> float:
+        """Dev accuracy of the weights train_student returned: the best epoch's after early stopping, else the last."""
+        if self.best_epoch is not None:
+            return self.epochs[self.best_epoch - 1]["dev_accuracy"]
+        return self.epochs[-1]["dev_accuracy"]
+
 
 @dataclass
 class Evaluation:

@@ -23,7 +23,7 @@ from .cache import TeacherCache, teacher_head
 from .calibration import expected_calibration_error, mean_confidence, top1_agreement
 from .data import REPO_ROOT, low_label_split
 from .students import build_student, count_parameters
-from .training import STUDENT_DEFAULTS, History, evaluate, predict_logits, throughput, train_student
+from .training import STUDENT_DEFAULTS, History, predict_logits, throughput, train_student
 
 
 BENCHMARK_RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -82,8 +82,8 @@ def train_run(cache: TeacherCache, tokenizer, *, kind: str = "bag", seed: int = 
     start = time.perf_counter()
     history = train_student(student, cache, seed=seed, **options)
     seconds = time.perf_counter() - start
-    dev = evaluate(student, cache.tokens["dev"], cache.labels["dev"])
-    return Run(student, history, dev.accuracy, count_parameters(student), seconds)
+    # train_student already scored dev after every epoch (in eval mode): no second pass over dev
+    return Run(student, history, history.final_dev_accuracy, count_parameters(student), seconds)
 
 
 def sweep_temperature_lambda(cache: TeacherCache, tokenizer, temperatures: Sequence[float], lams: Sequence[float],

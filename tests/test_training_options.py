@@ -98,7 +98,7 @@ def test_early_stopping_on_a_real_plateau(cache):
     assert len(accuracies) < 40
     assert history.best_epoch == accuracies.index(best) + 1  # the first epoch that reached the best
     assert len(accuracies) - history.best_epoch == 2  # exactly `patience` epochs without improvement, then stop
-    assert evaluate(student, cache.tokens["dev"], cache.labels["dev"]).accuracy == best
+    assert evaluate(student, cache.tokens["dev"], cache.labels["dev"]).accuracy == best == history.final_dev_accuracy
     restored = weights(student)
     assert all(torch.equal(restored[k], snapshots[history.best_epoch - 1][k]) for k in restored)
 
@@ -108,6 +108,7 @@ def test_without_early_stopping_the_last_epoch_is_kept(cache):
     history = run(student, cache, epochs=3)
     assert history.best_epoch is None and len(history.epochs) == 3
     assert evaluate(student, cache.tokens["dev"], cache.labels["dev"]).accuracy == history.column("dev_accuracy")[-1]
+    assert history.final_dev_accuracy == history.column("dev_accuracy")[-1]
 
 
 @pytest.mark.parametrize("patience", [0, -1, 1.5])
