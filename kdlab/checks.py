@@ -19,17 +19,22 @@ import numbers
 MAX_TEMPERATURE = 1000.0
 
 
+class WrongTypeError(TypeError, ValueError):
+    """A wrong kind of value (a string for a number, a list for a tensor): both a TypeError and a ValueError,
+    so code that catches the contract's ValueError catches it too."""
+
+
 def _is_real_number(value) -> bool:
     """True for int, float and numpy scalars; False for bool, str, None, tensors and arrays."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _number(value, name: str, hint: str) -> float:
+def _number(value, name: str, hint: str, finite: bool = True) -> float:
     """The value as a float, or a TypeError that names the argument and says what it should be."""
     if not _is_real_number(value):
-        raise TypeError(f"{name} must be a number ({hint}), got {type(value).__name__} {value!r}")
+        raise WrongTypeError(f"{name} must be a number ({hint}), got {type(value).__name__} {value!r}")
     value = float(value)
-    if not math.isfinite(value):
+    if finite and not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number ({hint}), got {value!r}")
     return value
 
@@ -46,18 +51,18 @@ def check_temperature(temperature, name: str = "temperature") -> float:
 def check_lam(lam, name: str = "lam") -> float:
     """Refuse λ outside [0, 1]: λ weighs the hard-label CE term, 1 − λ the soft term, and neither may go negative."""
     hint = "the weight on the hard-label CE term: 1 = labels only, 0 = teacher only, 0.5 = an even blend"
-    value = _number(lam, name, hint)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1] ({hint}), got {lam!r}")
+    value = _number(lam, name, hint, finite=False)
+    if not 0.0 <= value <= 1.0:  # also False for NaN
+        raise ValueError(f"{name} ({hint}) must be in [0, 1], got {lam!r}")
     return value
 
 
 def check_beta(beta, name: str = "beta") -> float:
     """Refuse β outside [0, 1]: the generalised JSD's mixture between forward (0) and reverse (1) KL."""
     hint = "0 = forward KL(teacher‖student), 1 = reverse KL(student‖teacher), 0.5 = symmetric JSD"
-    value = _number(beta, name, hint)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1] ({hint}), got {beta!r}")
+    value = _number(beta, name, hint, finite=False)
+    if not 0.0 <= value <= 1.0:  # also False for NaN
+        raise ValueError(f"{name} ({hint}) must be in [0, 1], got {beta!r}")
     return value
 
 
@@ -91,7 +96,7 @@ def check_count(value, name: str, minimum: int = 1, hint: str | None = None) -> 
     import numpy as np
 
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer ≥ {minimum}{f' ({hint})' if hint else ''}, got {type(value).__name__} {value!r}")
+        raise WrongTypeError(f"{name} must be an integer ≥ {minimum}{f' ({hint})' if hint else ''}, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer ≥ {minimum}{f' ({hint})' if hint else ''}, got {value!r}")
     return int(value)

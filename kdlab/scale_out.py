@@ -39,12 +39,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
-from transformers import PrinterCallback, Trainer, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from .cache import TeacherCache, cache_root
-from .losses import distillation_loss, distillation_terms
+from .checks import check_count, check_lam, check_non_negative_number, check_positive_number, check_temperature
+from .losses import IGNORE_INDEX
 from .tokens import Tokens
-from .training import History
+from .training import EarlyStopping, History, distillation_step
 
 SCRIPT = "scripts/distill_trainer.py"
 # The launch lines the docstring above explains, as strings a notebook can print.
@@ -60,12 +61,18 @@ TORCHRUN_LAUNCH_MULTI_MACHINE = (
 )
 
 BATCH_FIELDS = ("input_ids", "attention_mask", "labels", "teacher_logits")
+OPTIONAL_FIELDS = ("teacher_features",)  # only when the cosine loss on sentence vectors is on
 
 
 class DistillationDataset(Dataset):
-    """Rows of one teacher-cache split as dicts: token ids, mask, label and the teacher's logits."""
+    """Rows of one teacher-cache split as dicts: token ids, mask, label (-100 if unlabelled) and the teacher's logits.
 
-    def __init__(self, cache: TeacherCache, split: str = "train", rows: Tensor | list[int] | None = None):
+    `labelled` (one flag per row) marks which rows may use their label, as in kdlab.train_student; the others
+    carry -100 and only the teacher's soft targets teach them. `features=True` adds the teacher's sentence vectors.
+    """
+
+    def __init__(self, cache: TeacherCache, split: str = "train", rows: Tensor | list[int] | None = None,
+                 labelled: Tensor | list[bool] | None = None, features: bool = False):
         if split not in cache.ids:
             raise ValueError(f"split must be one of {', '.join(cache.ids)}, got {split!r}")
         total = len(cache.ids[split])
@@ -75,18 +82,27 @@ class DistillationDataset(Dataset):
         tokens = cache.tokens[split]
         self.input_ids = tokens.input_ids[rows]
         self.attention_mask = tokens.attention_mask[rows]
-        self.labels = cache.labels[split][rows]
+        self.labels = cache.labels[split][rows].clone()
+        if labelled is not None:
+            labelled = torch.as_tensor(labelled, dtype=torch.bool)
+            if labelled.shape != rows.shape:
+                raise ValueError(f"labelled must have one flag per row: {len(labelled)} flags for {len(rows)} rows")
+            self.labels[~labelled] = IGNORE_INDEX
         # Looked up by example id, not by position, so a subset or reordering can never misalign them.
         self.teacher_logits = cache.logits_for(split, cache.ids[split][rows]).float()
+        self.teacher_features = cache.features_for(split, cache.ids[split][rows]).float() if features else None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        return {
+        row = {
             "input_ids": self.input_ids[index], "attention_mask": self.attention_mask[index],
             "labels": self.labels[index], "teacher_logits": self.teacher_logits[index],
         }
+        if self.teacher_features is not None:
+            row["teacher_features"] = self.teacher_features[index]
+        return row
 
 
 def collate_distillation_batch(rows: list[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -96,25 +112,33 @@ def collate_distillation_batch(rows: list[dict[str, Tensor]]) -> dict[str, Tenso
         raise ValueError(f"batch rows lack {', '.join(missing)}; build the dataset with kdlab.scale_out.DistillationDataset")
     tokens = Tokens(torch.stack([r["input_ids"] for r in rows]), torch.stack([r["attention_mask"] for r in rows]))
     tokens = tokens.select(torch.arange(len(rows)))
-    return {
+    batch = {
         "input_ids": tokens.input_ids, "attention_mask": tokens.attention_mask,
         "labels": torch.stack([r["labels"] for r in rows]), "teacher_logits": torch.stack([r["teacher_logits"] for r in rows]),
     }
+    for name in OPTIONAL_FIELDS:
+        if name in rows[0]:
+            batch[name] = torch.stack([r[name] for r in rows])
+    return batch
 
 
 class DistillationTrainer(Trainer):
-    """A `Trainer` whose loss is kdlab's distillation loss, with teacher logits read from each batch."""
+    """A `Trainer` whose loss is kdlab's distillation step, with teacher logits read from each batch (notebook 07).
 
-    # compute_loss returns a per-batch mean, so the Trainer divides it by the gradient-accumulation steps.
+    The step is `kdlab.training.distillation_step`, the same function `kdlab.train_student` calls: one rule for
+    partly labelled batches (labels of -100), the same cosine loss, the same NaN check.
+    """
+
+    # compute_loss returns a per-batch mean, so the Trainer must divide it by the gradient-accumulation steps
+    # (transformers 5.24's training_step reads this attribute; tests/test_scale_out.py checks the gradient).
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, temperature: float = 4.0, lam: float = 0.5, **kwargs):
-        check_temperature(temperature)
-        check_lam(lam)
+    def __init__(self, *args, temperature: float = 4.0, lam: float = 0.5, hidden_weight: float = 0.0, **kwargs):
+        self.temperature = check_temperature(temperature)
+        self.lam = check_lam(lam)
+        self.hidden_weight = check_non_negative_number(hidden_weight, "hidden_weight", "0 switches the cosine loss off")
         kwargs.setdefault("data_collator", collate_distillation_batch)
         super().__init__(*args, **kwargs)
-        self.temperature = float(temperature)
-        self.lam = float(lam)
         # kdlab students name no label argument in forward(), so the Trainer cannot find one by itself;
         # without it, evaluation would skip compute_loss and hand `labels` to the student.
         self.label_names = ["labels"]
@@ -124,7 +148,7 @@ class DistillationTrainer(Trainer):
         # The Trainer keeps only columns named in model.forward (input_ids, attention_mask) when
         # remove_unused_columns=True; declaring the batch fields keeps labels and teacher_logits too.
         if self._signature_columns is None:
-            self._signature_columns = list(BATCH_FIELDS)
+            self._signature_columns = list(BATCH_FIELDS + OPTIONAL_FIELDS)
 
     def compute_loss(self, model: nn.Module, inputs: dict, return_outputs: bool = False, num_items_in_batch=None):
         """λ·CE + (1−λ)·T²·KL for one batch; `num_items_in_batch` is unused since the loss is a batch mean."""
@@ -133,27 +157,48 @@ class DistillationTrainer(Trainer):
                 "the batch has no teacher_logits or labels; build the dataset with "
                 "kdlab.scale_out.DistillationDataset(cache, split) so each row carries them"
             )
-        inputs = dict(inputs)  # the caller's dict stays intact
-        labels, teacher_logits = inputs.pop("labels"), inputs.pop("teacher_logits")
-        student_logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        loss = distillation_loss(student_logits, teacher_logits, labels, self.temperature, self.lam)
+        hidden_weight = self.hidden_weight if model.training else 0.0
+        if hidden_weight > 0 and "teacher_features" not in inputs:
+            raise ValueError("hidden_weight > 0 needs the teacher's sentence vectors: DistillationDataset(..., features=True)")
+        step = distillation_step(
+            model, inputs["input_ids"], inputs["attention_mask"], inputs["teacher_logits"], inputs["labels"],
+            temperature=self.temperature, lam=self.lam, hidden_weight=hidden_weight,
+            teacher_features=inputs.get("teacher_features"),
+        )
         if model.training:  # the two parts, for the same per-epoch columns train_student records
-            with torch.no_grad():
-                ce, kd = distillation_terms(student_logits.detach(), teacher_logits, labels, self.temperature)
             # Summed as tensors: calling .item() here would make a GPU wait for the CPU every step.
-            self._term_sums["ce"] = self._term_sums["ce"] + ce.float()
-            self._term_sums["kd"] = self._term_sums["kd"] + kd.float()
+            self._term_sums["ce"] = self._term_sums["ce"] + (step.ce.float() if step.ce is not None else 0.0)
+            self._term_sums["kd"] = self._term_sums["kd"] + step.kd.float()
             self._term_sums["steps"] += 1
-        return (loss, {"logits": student_logits}) if return_outputs else loss
+        return (step.loss, {"logits": step.logits}) if return_outputs else step.loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the mean CE and KD terms since the last log (averaged over processes) to each training log."""
         if "loss" in logs:  # every process gets here together; the reduce below must not be skipped by one
+            if not math.isfinite(logs["loss"]):
+                raise FloatingPointError(
+                    f"the training loss became {logs['loss']}: the learning rate {self.args.learning_rate:g} is too "
+                    f"high for this student; try {self.args.learning_rate / 10:g}"
+                )
             sums = torch.stack([torch.as_tensor(self._term_sums[part], device=self.args.device) for part in ("ce", "kd")])
             sums = self.accelerator.reduce(sums / max(self._term_sums["steps"], 1), reduction="mean")
             logs["ce"], logs["kd"] = sums.tolist()
             self._term_sums = {"ce": 0.0, "kd": 0.0, "steps": 0}
         super().log(logs, start_time)
+
+
+class EarlyStoppingCallback(TrainerCallback):
+    """kdlab's early stopping (patience on dev accuracy, best weights restored) for the Trainer path (notebook 07)."""
+
+    def __init__(self, patience: int):
+        self.stopper = EarlyStopping(patience)
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        if metrics and "eval_accuracy" in metrics and self.stopper.should_stop(model, metrics["eval_accuracy"], round(state.epoch)):
+            control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.best_epoch = self.stopper.restore_best(model)
 
 
 def accuracy_metric(prediction) -> dict[str, float]:
@@ -181,12 +226,9 @@ def training_arguments(
     process: under 8 processes the optimizer sees 8 × batch_size rows per step. Extra keyword arguments go
     straight to TrainingArguments (e.g. bf16=True on a GPU).
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer ≥ 1, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer ≥ 1 (rows per process per step), got {batch_size!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, e.g. 3e-3 for a bag student, 1e-3 for tiny-bert; got {lr!r}")
+    check_count(epochs, "epochs")
+    check_count(batch_size, "batch_size", hint="rows per process per step")
+    check_positive_number(lr, "lr", "e.g. 3e-3 for a bag student, 1e-3 for tiny-bert")
     on_cpu = not torch.cuda.is_available()
     settings = dict(
         output_dir=str(output_dir if output_dir is not None else cache_root() / "trainer-runs"),
@@ -223,7 +265,7 @@ def training_arguments(
 class TrainerRun:
     """What a Trainer run leaves for the notebook: per-epoch history, final accuracies, and the trainer."""
 
-    history: History  # epoch, loss, ce, kd, dev_loss, dev_accuracy: the columns kdlab.plots draws
+    history: History  # epoch, loss, ce, kd, dev_loss, dev_accuracy: the columns kdlab.plots draws; best_epoch too
     train_accuracy: float
     dev_accuracy: float
     seconds: float
@@ -242,6 +284,9 @@ def distill_with_trainer(
     lr: float = 3e-3,
     seed: int = 0,
     rows: Tensor | list[int] | None = None,
+    labelled: Tensor | list[bool] | None = None,
+    early_stopping: int | None = None,
+    hidden_weight: float = 0.0,
     output_dir: str | Path | None = None,
     save: bool = False,
     progress: bool = False,
@@ -249,27 +294,41 @@ def distill_with_trainer(
 ) -> TrainerRun:
     """Train a student on the cache's train split with DistillationTrainer; report dev accuracy each epoch.
 
-    `rows` picks a subset of the train split (default: all of it). Pass `args` to use your own
-    TrainingArguments instead of `training_arguments(...)` built from the other settings.
+    The options mean what they mean in kdlab.train_student: `rows` picks a subset of the train split (default:
+    all of it), `labelled` marks which of them may use their label (the rest are an unlabelled transfer set),
+    `early_stopping=k` stops after k epochs without a better dev accuracy and restores the best weights,
+    `hidden_weight` adds the cosine loss on sentence vectors. Pass `args` to use your own TrainingArguments
+    instead of `training_arguments(...)` built from the other settings.
     """
     check_temperature(temperature)
     check_lam(lam)
+    stopper = EarlyStoppingCallback(early_stopping) if early_stopping is not None else None
     if args is None:
         args = training_arguments(output_dir, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, save=save, progress=progress)
-    train_rows = DistillationDataset(cache, "train", rows)
+    train_rows = DistillationDataset(cache, "train", rows, labelled=labelled, features=hidden_weight > 0)
     trainer = DistillationTrainer(
         model=student, args=args, train_dataset=train_rows, eval_dataset=DistillationDataset(cache, "dev"),
-        compute_metrics=accuracy_metric, temperature=temperature, lam=lam,
+        compute_metrics=accuracy_metric, temperature=temperature, lam=lam, hidden_weight=hidden_weight,
+        callbacks=[stopper] if stopper is not None else None,
     )
     if not progress:  # with progress bars off, the Trainer would print every log dict instead
         trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    train_accuracy = trainer.evaluate(train_rows, metric_key_prefix="train")["train_accuracy"]
+    history = history_from_log(trainer.state.log_history)
+    history.best_epoch = stopper.best_epoch if stopper is not None else None
+    labelled_rows = DistillationDataset(cache, "train", rows) if labelled is None else _labelled_only(cache, rows, labelled)
+    train_accuracy = trainer.evaluate(labelled_rows, metric_key_prefix="train")["train_accuracy"]
     dev_accuracy = trainer.evaluate()["eval_accuracy"]
     student.eval()
-    return TrainerRun(history_from_log(trainer.state.log_history), train_accuracy, dev_accuracy, seconds, args.world_size, trainer)
+    return TrainerRun(history, train_accuracy, dev_accuracy, seconds, args.world_size, trainer)
+
+
+def _labelled_only(cache: TeacherCache, rows, labelled) -> DistillationDataset:
+    """The labelled rows of a partly labelled subset: train accuracy is only defined where there is a label."""
+    rows = torch.arange(len(cache.ids["train"])) if rows is None else torch.as_tensor(rows, dtype=torch.long)
+    return DistillationDataset(cache, "train", rows[torch.as_tensor(labelled, dtype=torch.bool)])
 
 
 def history_from_log(log_history: list[dict]) -> History:
@@ -286,18 +345,3 @@ def history_from_log(log_history: list[dict]) -> History:
     history = History()
     history.epochs = [row for _, row in sorted(by_epoch.items()) if "loss" in row and "dev_accuracy" in row]
     return history
-
-
-def check_temperature(temperature: float) -> None:
-    """Refuse temperatures that would divide by zero or flip the softmax, before any training starts."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0 (1 = plain softmax; 2 to 8 is typical for KD), got {temperature!r}")
-
-
-def check_lam(lam: float) -> None:
-    """Refuse weights outside [0, 1], where one of the two loss terms would be rewarded for getting worse."""
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 <= lam <= 1.0:
-        raise ValueError(
-            f"lam is the weight on the hard-label CE term and must be in [0, 1] "
-            f"(1 = labels only, 0 = teacher only, 0.5 = an even blend), got {lam!r}"
-        )

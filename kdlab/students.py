@@ -1,4 +1,9 @@
-"""Students: small models that read the teacher's token ids and learn from its soft targets."""
+"""Students: small models that read the teacher's token ids and learn from its soft targets (notebook 04).
+
+Every student follows one small protocol, which is all the training loop, the Trainer and the losses rely on:
+`student(input_ids, attention_mask)` returns class logits, and `student(..., return_features=True)` returns
+`(logits, features)`, the sentence vector the classifier reads; `student.feature_dim` is that vector's width.
+"""
 
 from __future__ import annotations
 
@@ -19,16 +24,18 @@ class BagStudent(nn.Module):
     def __init__(self, vocab_size: int, num_labels: int, dim: int = 64, hidden: int = 256, dropout: float = 0.1, pad_id: int = 0):
         super().__init__()
         self.pad_id = pad_id
+        self.feature_dim = dim
         self.embedding = nn.EmbeddingBag(vocab_size, dim, mode="sum", padding_idx=pad_id)
         self.classifier = nn.Sequential(
             nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, num_labels)
         )
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, return_features: bool = False):
         mask = attention_mask.float()  # float per-token weights, also for an int8 embedding table
         weights = mask / mask.sum(dim=1, keepdim=True).clamp(min=1.0)  # sum of weighted vectors = mean over real tokens
         pooled = self.embedding(input_ids, per_sample_weights=weights)
-        return self.classifier(pooled)
+        logits = self.classifier(pooled)
+        return (logits, pooled) if return_features else logits
 
 
 class EncoderStudent(nn.Module):
@@ -37,6 +44,7 @@ class EncoderStudent(nn.Module):
     def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1):
         super().__init__()
         self.encoder = encoder
+        self.feature_dim = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
 
@@ -45,8 +53,10 @@ class EncoderStudent(nn.Module):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return mean_pool(hidden, attention_mask)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        return self.head(self.dropout(self.pooled(input_ids, attention_mask)))
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, return_features: bool = False):
+        pooled = self.pooled(input_ids, attention_mask)
+        logits = self.head(self.dropout(pooled))
+        return (logits, pooled) if return_features else logits
 
 
 def tiny_bert_encoder(vocab_size: int, layers: int = 2, hidden: int = 128, heads: int = 2, max_positions: int = 128) -> nn.Module:
@@ -98,6 +108,21 @@ def build_student(kind: str, tokenizer, num_labels: int, teacher_encoder: nn.Mod
     if teacher_head is not None:
         head_from_teacher(student, teacher_head)
     student.vocab_fingerprint = vocab_fingerprint(tokenizer)
+    return student
+
+
+def student_start(kind: str, cache, tokenizer, teacher_encoder: nn.Module | None = None, seed: int = 0, **options) -> nn.Module:
+    """The standard starting point of each student kind, decided here once for every caller (notebook 04).
+
+    'truncated' keeps teacher layers and starts its classifier from the teacher's trained head (kdlab.teacher_head):
+    right on about half of dev before any training instead of 1 in 77. The other kinds start from scratch.
+    """
+    from .cache import teacher_head
+
+    head = teacher_head(cache) if kind == "truncated" else None
+    student = build_student(kind, tokenizer, len(cache.label_names), teacher_encoder=teacher_encoder, seed=seed,
+                            teacher_head=head, **options)
+    check_same_tokenizer(student, tokenizer)
     return student
 
 

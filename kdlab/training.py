@@ -1,17 +1,23 @@
-"""One training loop for the CE-only baseline (λ = 1) and the distilled student (λ < 1)."""
+"""One training loop for the CE-only baseline (λ = 1) and the distilled student (λ < 1) (notebook 04).
+
+`distillation_step` is the one step both loops share: kdlab's own `train_student` and the Hugging Face
+`Trainer` subclass in `kdlab.scale_out` call it, so the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .cache import TeacherCache
-from .losses import distillation_terms
+from .checks import check_count, check_lam, check_non_negative_number, check_positive_number, check_probability, check_temperature
+from .losses import IGNORE_INDEX, distillation_loss, distillation_terms
 from .tokens import Tokens
 
 # Good starting points per student kind, found on Banking77 dev (see benchmarks/kd_quality.py).
@@ -116,16 +122,13 @@ def train_student(
     `weight_decay` and `lr_decay` act through the optimiser. `hidden_weight=w` adds w·(1 − cos) between
     the student's pooled sentence vector and the teacher's (DistilBERT's cosine loss).
     """
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lam must be in [0, 1] (the weight on the hard-label CE term), got {lam}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer ≥ 1, got {epochs!r}")
-    if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
-        raise ValueError(f"early_stopping is a patience in epochs: None or an integer ≥ 1, got {early_stopping!r}")
-    if not 0.0 <= token_dropout < 1.0:
-        raise ValueError(f"token_dropout is a probability of hiding each word piece: in [0, 1), got {token_dropout}")
-    if hidden_weight < 0:
-        raise ValueError(f"hidden_weight must be ≥ 0 (0 switches the cosine loss off), got {hidden_weight}")
+    temperature, lam = check_temperature(temperature), check_lam(lam)
+    epochs, batch_size = check_count(epochs, "epochs"), check_count(batch_size, "batch_size")
+    lr = check_positive_number(lr, "lr", "the learning rate, e.g. 2e-2 for the bag student, 1e-3 for tiny-bert")
+    weight_decay = check_non_negative_number(weight_decay, "weight_decay", "0 switches it off")
+    EarlyStopping(early_stopping)  # checks the patience before any work
+    token_dropout = check_probability(token_dropout, "token_dropout")
+    hidden_weight = check_non_negative_number(hidden_weight, "hidden_weight", "0 switches the cosine loss off")
     if hidden_weight > 0:
         _check_hidden_loss(student, cache)
     device = torch.device(device) if device is not None else default_device()
@@ -137,8 +140,62 @@ def train_student(
         rows, labelled = rows[labelled], labelled[labelled]
     if len(rows) == 0 or (lam > 0 and not labelled.any()):
         raise ValueError("no labelled training rows: pass labelled rows, or use lam=0 for pure distillation")
+    with reproducible(seed):
+        return _train(student, cache, rows, labelled, temperature=temperature, lam=lam, epochs=epochs,
+                      batch_size=batch_size, lr=lr, weight_decay=weight_decay, lr_decay=lr_decay, seed=seed,
+                      early_stopping=early_stopping, token_dropout=token_dropout, hidden_weight=hidden_weight,
+                      device=device, progress=progress, on_epoch_end=on_epoch_end)
+
+
+@contextmanager
+def reproducible(seed: int) -> Iterator[None]:
+    """Seed every generator a run touches and use deterministic kernels, then put the caller's state back.
+
+    On a CPU this makes a retrain with the same seed, data and thread count bit-identical by construction
+    (notebook 05 checks it), and leaves the caller's random stream as it was, so a cell after training draws
+    the same numbers whether or not the training cell ran. On CUDA some kernels (e.g. the embedding bag's
+    backward) have no deterministic version: torch warns, and runs agree only to float rounding.
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    was_deterministic, was_warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=devices):
+        set_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+
+
+class EarlyStopping:
+    """Patience on dev accuracy, best weights kept in memory: one rule for train_student and the Trainer (notebook 05)."""
+
+    def __init__(self, patience: int | None):
+        self.patience = None if patience is None else check_count(patience, "early_stopping", hint="a patience in epochs, or None")
+        self.best_accuracy, self.best_epoch, self.best_state, self.waited = -1.0, None, None, 0
+
+    def should_stop(self, model: nn.Module, dev_accuracy: float, epoch: int) -> bool:
+        """Record this epoch's dev accuracy; True once `patience` epochs in a row brought no improvement."""
+        if self.patience is None:
+            return False
+        if dev_accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_epoch, self.waited = dev_accuracy, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def restore_best(self, model: nn.Module) -> int | None:
+        """Put the best epoch's weights back into the model; returns that epoch (None when not stopping early)."""
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        return self.best_epoch
+
+
+def _train(student, cache, rows, labelled, *, temperature, lam, epochs, batch_size, lr, weight_decay, lr_decay, seed,
+           early_stopping, token_dropout, hidden_weight, device, progress, on_epoch_end) -> History:
+    """The loop itself, run inside `reproducible(seed)`."""
     tokens, labels, ids = cache.tokens["train"], cache.labels["train"], cache.ids["train"]
-    set_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     student.to(device)
     optimizer = make_optimizer(student, lr, weight_decay, device)
@@ -147,7 +204,7 @@ def train_student(
         optimizer, lambda step: 1.0 - step / (epochs * steps_per_epoch) if lr_decay else 1.0
     )
     history = History()
-    best_accuracy, best_state, waited = -1.0, None, 0
+    stopper = EarlyStopping(early_stopping)
     for epoch in range(1, epochs + 1):
         student.train()
         start = time.perf_counter()
@@ -161,34 +218,36 @@ def train_student(
                 batch = drop_tokens(batch, token_dropout, generator)
             batch = batch.to(device)
             batch_labels = labels[batch_rows].to(device)
-            if hidden_weight > 0:
-                pooled = student.pooled(batch.input_ids, batch.attention_mask)
-                student_logits = student.head(student.dropout(pooled))
-            else:
-                student_logits = student(batch.input_ids, batch.attention_mask)
-            loss, ce, kd = _batch_loss(
-                student_logits, cache, ids[batch_rows], batch_labels, batch_labelled.to(device), temperature, lam
+            batch_labelled = batch_labelled.to(device)
+            step = distillation_step(
+                student, batch.input_ids, batch.attention_mask, cache.logits_for("train", ids[batch_rows]).to(device),
+                batch_labels.masked_fill(~batch_labelled, IGNORE_INDEX), temperature=temperature, lam=lam,
+                hidden_weight=hidden_weight,
+                teacher_features=cache.features_for("train", ids[batch_rows]).to(device) if hidden_weight > 0 else None,
             )
-            if hidden_weight > 0:
-                target = cache.features_for("train", ids[batch_rows]).to(device)
-                hidden = (1.0 - torch.nn.functional.cosine_similarity(pooled, target, dim=1)).mean()
-                loss = loss + hidden_weight * hidden
-                sums["hidden"] += hidden.item() * len(batch_rows)
+            loss, student_logits = step.loss, step.logits
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"the training loss became {loss.item()} in epoch {epoch}: the learning rate lr={lr:g} is too high "
+                    f"for this student; try lr={lr / 10:g}"
+                )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
-            n = len(batch_rows)
+            n, n_labelled = len(batch_rows), int(batch_labelled.sum())
             sums["loss"] += loss.item() * n
-            sums["ce"] += ce * n
-            sums["kd"] += kd * n
+            sums["ce"] += (step.ce.item() if step.ce is not None else 0.0) * n_labelled
+            sums["kd"] += step.kd.item() * n
+            sums["hidden"] += (step.hidden.item() if step.hidden is not None else 0.0) * n
             hits = student_logits.detach().argmax(dim=1) == batch_labels
-            correct += int(hits[batch_labelled.to(device)].sum())
-            seen += int(batch_labelled.sum())
+            correct += int(hits[batch_labelled].sum())
+            seen += n_labelled
         seconds = time.perf_counter() - start
         dev = evaluate(student, cache.tokens["dev"], cache.labels["dev"], device=device)
         history.epochs.append({
-            "epoch": epoch, **{k: v / len(rows) for k, v in sums.items()},
+            "epoch": epoch, "loss": sums["loss"] / len(rows), "ce": sums["ce"] / max(seen, 1),
+            "kd": sums["kd"] / len(rows), "hidden": sums["hidden"] / len(rows),
             # running accuracy on the labelled training batches, in train mode (dropout on): the gap to
             # dev accuracy is the overfitting signal on the learning curves
             "train_accuracy": correct / max(seen, 1),
@@ -196,17 +255,9 @@ def train_student(
         })
         if on_epoch_end is not None:
             on_epoch_end(history)
-        if early_stopping is not None:
-            if dev.accuracy > best_accuracy:
-                best_accuracy, waited = dev.accuracy, 0
-                best_state = {k: v.detach().clone() for k, v in student.state_dict().items()}
-            else:
-                waited += 1
-                if waited >= early_stopping:
-                    break
-    if best_state is not None:
-        student.load_state_dict(best_state)
-        history.best_epoch = max(history.epochs, key=lambda row: row["dev_accuracy"])["epoch"]
+        if stopper.should_stop(student, dev.accuracy, epoch):
+            break
+    history.best_epoch = stopper.restore_best(student)
     student.eval()
     return history
 
@@ -230,12 +281,12 @@ def drop_tokens(batch: Tokens, probability: float, generator: torch.Generator) -
 
 def _check_hidden_loss(student: nn.Module, cache: TeacherCache) -> None:
     """The cosine loss compares sentence vectors, so the student must expose one of the teacher's width."""
-    if not hasattr(student, "pooled"):
+    student_width = getattr(student, "feature_dim", None)
+    if student_width is None:
         raise ValueError(
-            f"hidden_weight > 0 needs a student with a pooled sentence vector (an encoder student: 'truncated' "
-            f"or 'tiny-bert'); {type(student).__name__} has none"
+            f"hidden_weight > 0 needs a student that returns its sentence vector (return_features=True) and says "
+            f"its width (feature_dim), as kdlab's students do; {type(student).__name__} does not"
         )
-    student_width = student.head.in_features
     teacher_width = cache.features["train"].shape[1]
     if student_width != teacher_width:
         raise ValueError(
@@ -244,19 +295,49 @@ def _check_hidden_loss(student: nn.Module, cache: TeacherCache) -> None:
         )
 
 
-def _batch_loss(student_logits, cache, example_ids, labels, labelled, temperature, lam) -> tuple[Tensor, float, float]:
-    """λ·CE over the labelled rows + (1−λ)·KD over all rows; teacher logits fetched by example id.
+@dataclass
+class Step:
+    """What one training step computed: the loss to back-propagate, the logits, and its parts for the history."""
 
-    Both parts are always computed so the history can show them (the CE-only baseline's distance
-    from the teacher, too); λ decides which of them the gradient sees.
+    loss: Tensor
+    logits: Tensor
+    ce: Tensor | None  # mean hard-label CE over the batch's labelled rows (detached); None if none has a label
+    kd: Tensor  # mean T²·KL over all rows (detached)
+    hidden: Tensor | None  # mean 1 − cos(student vector, teacher vector) when hidden_weight > 0 (detached)
+
+
+def distillation_step(
+    student: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    teacher_logits: Tensor,
+    labels: Tensor | None,
+    *,
+    temperature: float,
+    lam: float,
+    hidden_weight: float = 0.0,
+    teacher_features: Tensor | None = None,
+) -> Step:
+    """One forward pass and its loss, shared by train_student and the Trainer so they cannot drift (notebook 04).
+
+    `labels` holds -100 for unlabelled rows (the loss's rule: every row weighs 1). With `hidden_weight` > 0 the
+    student's sentence vector is pulled towards the teacher's by w·(1 − cos) (DistilBERT's cosine loss).
     """
-    teacher_logits = cache.logits_for("train", example_ids).to(student_logits.device)
-    kd = distillation_terms(student_logits, teacher_logits, None, temperature).kd
-    if labelled.any():
-        ce = distillation_terms(student_logits[labelled], teacher_logits[labelled], labels[labelled], temperature).ce
+    if hidden_weight > 0:
+        logits, features = student(input_ids, attention_mask, return_features=True)
     else:
-        ce = student_logits.new_zeros(())
-    return lam * ce + (1.0 - lam) * kd, ce.item(), kd.item()
+        logits, features = student(input_ids, attention_mask), None
+    loss = distillation_loss(logits, teacher_logits, labels, temperature, lam)
+    with torch.no_grad():
+        ce, kd = distillation_terms(logits.detach(), teacher_logits, labels, temperature)
+    hidden = None
+    if features is not None:
+        if teacher_features is None:
+            raise ValueError("hidden_weight > 0 needs teacher_features: the teacher's sentence vectors for these rows")
+        cosine = (1.0 - torch.nn.functional.cosine_similarity(features, teacher_features.to(features.dtype), dim=1)).mean()
+        loss = loss + hidden_weight * cosine
+        hidden = cosine.detach()
+    return Step(loss, logits, ce, kd, hidden)
 
 
 def throughput(model: nn.Module, tokens: Tokens, batch_size: int = 32, max_examples: int = 512, device: torch.device | None = None) -> float:

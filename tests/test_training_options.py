@@ -207,7 +207,7 @@ def reference_losses(student: EncoderStudent, cache: TeacherCache, temperature: 
 def test_hidden_loss_adds_w_times_mean_one_minus_cosine(cache):
     student = encoder_student()
     reference = copy.deepcopy(student)
-    history = run(student, cache, lr=0.0, batch_size=len(cache.ids["train"]), hidden_weight=0.7, lam=0.3)
+    history = run(student, cache, lr=1e-30, batch_size=len(cache.ids["train"]), hidden_weight=0.7, lam=0.3)
     row = history.epochs[0]
     with torch.no_grad():
         ce, kd, hidden = reference_losses(reference, cache, temperature=2.0, lam=0.3)
@@ -240,8 +240,8 @@ def test_hidden_loss_reaches_the_gradient(cache, monkeypatch):
 
 
 def test_hidden_loss_needs_an_encoder_student_of_the_teachers_width(cache):
-    with pytest.raises(ValueError, match="pooled sentence vector"):
-        run(bag_student(), cache, hidden_weight=1.0)
+    with pytest.raises(ValueError, match="compares sentence vectors, but the student's are 8-d"):
+        run(bag_student(), cache, hidden_weight=1.0)  # the bag's averaged embeddings: the wrong width
     with pytest.raises(ValueError, match="8-d and the teacher's 16-d"):
         run(encoder_student(hidden=8), cache, hidden_weight=1.0)
     with pytest.raises(ValueError, match="hidden_weight"):
@@ -253,17 +253,17 @@ def test_hidden_loss_needs_an_encoder_student_of_the_teachers_width(cache):
 # --- running train accuracy -----------------------------------------------------------------------------------
 
 def test_train_accuracy_is_over_the_labelled_rows_seen(cache):
-    # lr = 0 and no dropout: the running train accuracy is the accuracy of the starting weights.
+    # lr = 1e-30 (Adam then moves float32 weights by ~1e-30: not at all) and no dropout: the running train accuracy is the accuracy of the starting weights.
     student = bag_student(dropout=0.0)
     predictions = evaluate(student, cache.tokens["train"], cache.labels["train"]).logits.argmax(1)
     right = predictions == cache.labels["train"]
     assert 0 < right.float().mean() < 1
-    history = run(copy.deepcopy(student), cache, lr=0.0)
+    history = run(copy.deepcopy(student), cache, lr=1e-30)
     assert history.epochs[0]["train_accuracy"] == pytest.approx(float(right.float().mean()))
     # Only labelled rows count: label exactly the ones it gets right and the accuracy is 1.
-    history = run(copy.deepcopy(student), cache, lr=0.0, labelled=right)
+    history = run(copy.deepcopy(student), cache, lr=1e-30, labelled=right)
     assert history.epochs[0]["train_accuracy"] == 1.0
-    history = run(copy.deepcopy(student), cache, lr=0.0, labelled=~right)
+    history = run(copy.deepcopy(student), cache, lr=1e-30, labelled=~right)
     assert history.epochs[0]["train_accuracy"] == 0.0
 
 

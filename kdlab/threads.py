@@ -1,0 +1,48 @@
+"""One thread policy for notebooks, tests, benchmarks and the checker (notebook 00).
+
+kdlab's models are small: one PyTorch thread is about as fast as several, far faster on a busy or
+quota-limited CPU (a Binder session sees every host core but may use one), and gives the same numbers on
+every machine. So the policy is: the count `OMP_NUM_THREADS` names when it is set (binder/start sets it to
+the session's CPU quota; set it yourself to use more cores), else 1. Every place that sets torch's thread
+count calls this module; nothing else calls `torch.set_num_threads`.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+from .checks import check_count
+
+
+def policy_threads() -> tuple[int, str]:
+    """The thread count the policy picks, and where it came from (for the notebook's readout)."""
+    text = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if text:
+        try:
+            return check_count(int(text), "OMP_NUM_THREADS"), f"OMP_NUM_THREADS={text}"
+        except (ValueError, TypeError):
+            raise ValueError(f"OMP_NUM_THREADS must be a whole number ≥ 1, got {text!r}; unset it or set e.g. OMP_NUM_THREADS=1") from None
+    return 1, "kdlab's default for small models (set OMP_NUM_THREADS to use more)"
+
+
+def use_policy_threads() -> str:
+    """Set torch's thread count by the policy and say what was chosen and why, for the first cell of a lesson."""
+    threads, source = policy_threads()
+    torch.set_num_threads(threads)
+    return f"torch uses {threads} thread(s): {source}"
+
+
+@contextmanager
+def threads(count: int) -> Iterator[None]:
+    """Run a block with `count` torch threads and restore the previous count afterwards (tests, the checker)."""
+    count = check_count(count, "count")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
