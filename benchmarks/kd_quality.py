@@ -57,10 +57,10 @@ def headline(args, cache=None, tokenizer=None, encoder=None) -> dict:
     """Teacher vs CE-only vs KD student on test over seeds, plus the low-label row (K labels per class)."""
     full, low = [], []
     for seed in args.seeds:
-        full.append(distill(student=args.student, temperature=args.temperature, lam=args.lam, seed=seed,
+        full.append(distill(student=args.student, temperature=args.temperature, lam=args.lam, seeds=[seed],
                             progress=False, measure_teacher_speed=seed == args.seeds[0]))
         if args.labels_per_class:
-            low.append(distill(student=args.student, temperature=args.temperature, lam=args.lam, seed=seed,
+            low.append(distill(student=args.student, temperature=args.temperature, lam=args.lam, seeds=[seed],
                                labels_per_class=args.labels_per_class, progress=False, measure_teacher_speed=False))
     first = full[0]
     teacher = first["teacher"]

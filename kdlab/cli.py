@@ -1,68 +1,107 @@
-"""Command line: `python -m kdlab distill` runs teacher → CE student → KD student and prints a table."""
+"""Command line: `python -m kdlab distill` runs teacher → CE student → KD student and prints a table (notebook 04).
+
+Every option is checked before any work starts (the JSON path too), so a typo costs a second, not a training
+run; errors go to stderr as one `error:` line with exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
+import sys
 import time
 from pathlib import Path
 
+from .checks import MAX_TEMPERATURE, check_count, check_lam, check_temperature
 from .data import DEFAULT_DATA_DIR
 from .students import STUDENT_KINDS
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
+def _parsed(text: str, convert, check, example: str):
+    """Turn an option's text into a checked value, or an argparse message that says what was expected."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}") from None
+    try:
+        return check(value)
+    except ValueError as problem:  # WrongTypeError is a ValueError too
+        raise argparse.ArgumentTypeError(str(problem)) from None
 
 
-def _unit_float(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1] (the weight on the hard-label CE term), got {text}")
-    return value
+def _temperature(text: str) -> float:
+    return _parsed(text, float, check_temperature, f"a number in (0, {MAX_TEMPERATURE:g}], e.g. 4")
+
+
+def _lam(text: str) -> float:
+    return _parsed(text, float, check_lam, "a number in [0, 1], e.g. 0.5")
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text}")
-    return value
+    return _parsed(text, int, lambda v: check_count(v, "value"), "a whole number ≥ 1, e.g. 10")
+
+
+def _non_negative_int(text: str) -> int:
+    return _parsed(text, int, lambda v: check_count(v, "value", minimum=0), "a whole number ≥ 0, e.g. 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's options, documented where a user will read them (--help)."""
-    parser = argparse.ArgumentParser(prog="python -m kdlab", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m kdlab", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("distill", help="train a CE-only and a KD student against a cached teacher; print results")
-    run.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="folder with train/dev/test .tsv or .csv (columns text,label), or a hub dataset id when online")
+    run.add_argument("--data", default=str(DEFAULT_DATA_DIR),
+                     help="a folder with train/dev/test .tsv or .csv (columns text,label), a folder written by "
+                          "DatasetDict.save_to_disk, or a hub dataset id when online (default: Banking77)")
     run.add_argument("--teacher", default=None, help="local model folder or hub id (default: the packaged MiniLM)")
     run.add_argument("--student", default="bag", choices=STUDENT_KINDS)
-    run.add_argument("--temperature", type=_positive_float, default=4.0, help="softmax temperature T (default 4)")
-    run.add_argument("--lam", type=_unit_float, default=0.5, help="λ, weight on the hard-label CE term (default 0.5)")
+    run.add_argument("--temperature", type=_temperature, default=4.0, help=f"softmax temperature T in (0, {MAX_TEMPERATURE:g}] (default 4)")
+    run.add_argument("--lam", type=_lam, default=0.5, help="λ, weight on the hard-label CE term, in [0, 1] (default 0.5)")
     run.add_argument("--epochs", type=_positive_int, default=None, help="student epochs (default: per student kind)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--labels-per-class", type=_positive_int, default=None, help="keep K labels per class; the rest of train becomes an unlabelled transfer set")
-    run.add_argument("--teacher-finetune-epochs", type=int, default=0, help="fine-tune the whole teacher (about 6 min per epoch on 2 CPU cores) instead of a head on frozen features")
-    run.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this path")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=_non_negative_int, default=None, help="the students' seed (default 0)")
+    seeds.add_argument("--seeds", type=_non_negative_int, nargs="+", default=None,
+                       help="several student seeds, e.g. --seeds 0 1 2: the table shows mean ± std")
+    run.add_argument("--teacher-seed", type=_non_negative_int, default=0,
+                     help="seed of the teacher's head (default 0): every student seed shares one teacher and one cache")
+    run.add_argument("--labels-per-class", type=_positive_int, default=None,
+                     help="keep K labels per class; the rest of train becomes an unlabelled transfer set")
+    run.add_argument("--teacher-finetune-epochs", type=_non_negative_int, default=0,
+                     help="fine-tune the whole teacher (about 6 min per epoch on 2 CPU cores) instead of a head on frozen features")
+    run.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this file")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
+def check_json_path(path: Path) -> None:
+    """Refuse a --json path that could not be written, before the training rather than after it."""
+    if path.is_dir():
+        raise ValueError(f"--json {path} is a folder; give a file name, e.g. {path / 'results.json'}")
+    parent = path.parent
+    while not parent.exists():  # the folders will be made; the first existing one must be writable
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--json {path}: {parent} is a file, so no folder can be made there; choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"--json {path} cannot be written (no write permission in {parent}); choose another path")
+
+
 def format_results(results: dict) -> str:
-    """A plain-text results table: accuracy, size and speed of teacher and both students."""
+    """A plain-text results table: accuracy (mean ± std over seeds), size and speed of teacher and both students."""
     teacher_params = results["teacher"]["params"]
-    lines = [f"{'model':<12} {'test acc':>9} {'params':>12} {'size vs teacher':>16} {'examples/s':>11}"]
+    lines = [f"{'model':<12} {'test acc':>16} {'params':>12} {'size vs teacher':>16} {'examples/s':>11}"]
     for name in ("teacher", "student_ce", "student_kd"):
         entry = results[name]
         speed = "n/a" if entry["examples_per_s"] is None else f"{entry['examples_per_s']:,.0f}"
+        accuracy = f"{entry['test_accuracy']:.2%}"
+        if len(entry.get("test_accuracies", [])) > 1:
+            accuracy = f"{100 * entry['test_accuracy']:.2f} ± {100 * entry['test_accuracy_std']:.2f}%"
         lines.append(
-            f"{name:<12} {entry['test_accuracy']:>9.2%} {entry['params']:>12,} "
-            f"{entry['params'] / teacher_params:>16.3f} {speed:>11}"
+            f"{name:<12} {accuracy:>16} {entry['params']:>12,} {entry['params'] / teacher_params:>16.3f} {speed:>11}"
         )
+    seeds = results["settings"]["seeds"]
+    lines.append(f"student seeds: {' '.join(map(str, seeds))}" + (" (mean ± std over seeds)" if len(seeds) > 1 else ""))
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in results["timings_s"].items())
     lines.append(f"wall time: {timing}")
     return "\n".join(lines)
@@ -71,19 +110,22 @@ def format_results(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `python -m kdlab`."""
     args = build_parser().parse_args(argv)
-    from .cache import TeacherSettings
+    from .cache import TeacherSettings, check_cache_root
     from .pipeline import distill
 
     start = time.perf_counter()
     try:
+        if args.json is not None:
+            check_json_path(args.json)
+        check_cache_root()
         results = distill(
             data=args.data, teacher=args.teacher, student=args.student, temperature=args.temperature, lam=args.lam,
-            epochs=args.epochs, seed=args.seed, labels_per_class=args.labels_per_class,
-            teacher_settings=TeacherSettings(finetune_epochs=args.teacher_finetune_epochs, seed=args.seed),
+            epochs=args.epochs, seeds=args.seeds or [args.seed or 0], labels_per_class=args.labels_per_class,
+            teacher_settings=TeacherSettings(finetune_epochs=args.teacher_finetune_epochs, seed=args.teacher_seed),
             progress=not args.quiet,
         )
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}")
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     results["timings_s"]["total"] = time.perf_counter() - start
     print(format_results(results))
