@@ -4,7 +4,9 @@ from .cache import TeacherCache, TeacherSettings, cache_root, load_teacher_cache
 from .checker import Finding, check_distillation_loss, format_findings
 from .data import DEFAULT_DATA_DIR, label_names, load_splits, low_label_split
 from .losses import KDTerms, distillation_loss, distillation_terms, soft_targets
-from .students import STUDENT_KINDS, build_student, check_same_tokenizer, count_parameters
+from . import threads
+from .students import STUDENT_KINDS, build_student, check_same_tokenizer, count_parameters, student_start
+from .threads import use_policy_threads
 from .teacher import Teacher, load_encoder, mean_pool, packaged_teacher_path
 from .tokens import Tokens, tokenize
 from .training import STUDENT_DEFAULTS, History, evaluate, predict_logits, set_seed, throughput, train_student
@@ -14,6 +16,6 @@ __all__ = [
     "TeacherCache", "TeacherSettings", "Tokens", "build_student", "cache_root", "check_distillation_loss",
     "check_same_tokenizer", "count_parameters", "distillation_loss", "distillation_terms", "evaluate",
     "format_findings", "label_names", "load_encoder", "load_splits", "load_teacher_cache", "low_label_split",
-    "mean_pool", "packaged_teacher_path", "predict_logits", "set_seed", "soft_targets", "teacher_from_cache", "teacher_head",
-    "throughput", "tokenize", "train_student",
+    "mean_pool", "packaged_teacher_path", "predict_logits", "set_seed", "soft_targets", "student_start", "teacher_from_cache",
+    "teacher_head", "threads", "throughput", "tokenize", "train_student", "use_policy_threads",
 ]

@@ -113,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     from .cache import TeacherSettings, check_cache_root
     from .pipeline import distill
 
+    if args.quiet:  # the libraries' own bars too (transformers shows one while it loads weights)
+        import datasets
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
     start = time.perf_counter()
     try:
         if args.json is not None:

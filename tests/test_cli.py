@@ -31,13 +31,23 @@ def run_cli(*args, cache):
 
 def test_distill_on_any_folder_writes_the_documented_json(banking_slice, tmp_path):
     out = tmp_path / "results.json"
-    done = run_cli("--data", str(banking_slice), "--epochs", "30", "--quiet", "--json", str(out), cache=tmp_path / "cache")
+    done = run_cli("--data", str(banking_slice), "--epochs", "30", "--seeds", "0", "1", "--quiet", "--json", str(out),
+                   cache=tmp_path / "cache")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "%|" not in done.stderr and "it/s" not in done.stderr  # --quiet: no progress bars
     results = json.loads(out.read_text())
     assert set(results) == {"teacher", "student_ce", "student_kd", "settings", "timings_s"}
     for name in ("teacher", "student_ce", "student_kd"):
         assert {"test_accuracy", "params", "examples_per_s"} <= set(results[name])
         assert results[name]["examples_per_s"] > 0
+    for name in ("student_ce", "student_kd"):  # the mean over seeds, with its spread and every seed beside it
+        entry = results[name]
+        assert entry["seeds"] == [0, 1] and len(entry["test_accuracies"]) == 2
+        assert entry["test_accuracy"] == pytest.approx(sum(entry["test_accuracies"]) / 2)
+        a, b = entry["test_accuracies"]
+        assert entry["test_accuracy_std"] == pytest.approx(abs(a - b) / 2**0.5)  # sample std of two values
+    assert results["settings"]["teacher_seed"] == 0 and results["settings"]["seeds"] == [0, 1]
+    assert " ± " in done.stdout
     assert results["settings"]["num_labels"] == 6
     chance = 1 / 6
     assert results["teacher"]["test_accuracy"] > 0.8
@@ -46,10 +56,43 @@ def test_distill_on_any_folder_writes_the_documented_json(banking_slice, tmp_pat
     assert "student_kd" in done.stdout and "test acc" in done.stdout
 
 
-def test_bad_arguments_get_clear_messages(tmp_path):
-    done = run_cli("--temperature", "0", cache=tmp_path)
-    assert done.returncode == 2 and "must be a finite number > 0" in done.stderr
-    done = run_cli("--lam", "1.5", cache=tmp_path)
-    assert done.returncode == 2 and "must be in [0, 1]" in done.stderr
-    done = run_cli("--data", str(tmp_path / "missing"), cache=tmp_path)
-    assert done.returncode == 2 and "does not exist" in done.stdout
+@pytest.mark.parametrize("args, message", [
+    (("--temperature", "0"), "must be > 0 and ≤ 1000"),
+    (("--temperature", "1e30"), "must be > 0 and ≤ 1000"),
+    (("--temperature", "abc"), "expected a number in (0, 1000], e.g. 4, got 'abc'"),
+    (("--temperature", "nan"), "temperature must be a finite number"),
+    (("--lam", "1.5"), "must be in [0, 1]"),
+    (("--epochs", "2.5"), "expected a whole number ≥ 1"),
+    (("--teacher-finetune-epochs", "-1"), "must be an integer ≥ 0"),
+    (("--seed", "1", "--seeds", "0", "1"), "not allowed with argument"),
+])
+def test_bad_arguments_get_clear_messages_on_stderr(tmp_path, args, message):
+    done = run_cli(*args, cache=tmp_path / "cache")
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "cache").exists()
+
+
+def test_problems_found_before_any_work_are_one_error_line_on_stderr(tmp_path, banking_slice):
+    cache = tmp_path / "cache"
+    cases = [
+        (("--data", str(tmp_path / "missing")), "does not exist"),
+        (("--json", str(tmp_path)), "is a folder; give a file name"),
+        (("--json", str(banking_slice / "train.csv" / "out.json")), "is a file, so no folder can be made there"),
+        (("--data", str(banking_slice), "--labels-per-class", "1000"), "keeps every label (the largest class has 40"),
+    ]
+    for args, message in cases:
+        done = run_cli(*args, cache=cache)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.startswith("error: ") and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+        assert not cache.exists() or not list(cache.glob("teacher-*")), "the teacher ran before the error"
+
+
+def test_the_table_shows_mean_and_spread_over_seeds():
+    from kdlab.cli import format_results
+
+    entry = {"params": 10, "examples_per_s": 5.0, "test_accuracy": 0.8, "test_accuracy_std": 0.01, "test_accuracies": [0.79, 0.81]}
+    results = {"teacher": {"params": 100, "examples_per_s": None, "test_accuracy": 0.9}, "student_ce": entry,
+               "student_kd": entry, "settings": {"seeds": [0, 1]}, "timings_s": {"total": 1.0}}
+    table = format_results(results)
+    assert "80.00 ± 1.00%" in table and "90.00%" in table and "mean ± std over seeds" in table

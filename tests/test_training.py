@@ -173,3 +173,43 @@ def test_no_labelled_rows_needs_pure_distillation(cache):
     nothing = torch.zeros(len(cache.ids["train"]), dtype=torch.bool)
     with pytest.raises(ValueError, match="labelled"):
         train(cache, lam=0.5, labelled=nothing)
+
+
+def test_a_retrain_is_bit_identical_whatever_ran_before_and_leaves_the_callers_random_stream_alone(cache):
+    settings = dict(temperature=2.0, lam=0.5, epochs=2, batch_size=32, lr=1e-2, seed=0, device="cpu", progress=False)
+    student_a, student_b = make_student(), make_student()
+    history_a = train_student(student_a, cache, **settings)
+    torch.manual_seed(1234)
+    torch.rand(1000)  # a cell that drew random numbers in between must not change the retrain
+    before = torch.random.get_rng_state()
+    history_b = train_student(student_b, cache, **settings)
+    assert torch.equal(torch.random.get_rng_state(), before)  # training did not consume the caller's stream
+    assert same_weights(student_a, student_b) and without_seconds(history_a) == without_seconds(history_b)
+
+
+def test_one_sgd_step_of_the_loop_is_minus_lr_times_the_gradient_of_the_partly_labelled_loss(cache, monkeypatch):
+    # The loop must train on exactly the contract's loss: one full-batch SGD step at lr 1 moves every weight by
+    # −∇L, where L is the row rule (λ·CE_i + (1−λ)·KD_i labelled, KD_i unlabelled, mean over rows) written by hand.
+    from kdlab import training
+
+    monkeypatch.setattr(training, "make_optimizer", lambda model, lr, weight_decay, device: torch.optim.SGD(model.parameters(), lr=lr))
+    n = len(cache.ids["train"])
+    labelled = torch.arange(n) % 4 == 0
+    start = make_student()
+    start.eval()  # no dropout in the reference; the loop's dropout is switched off below
+    for module in start.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    student = __import__("copy").deepcopy(start)
+    train_student(student, cache, temperature=2.0, lam=0.3, epochs=1, batch_size=n, lr=1.0, lr_decay=False,
+                  labelled=labelled, device="cpu", progress=False)
+    tokens = cache.tokens["train"].select(torch.arange(n))
+    logits = start(tokens.input_ids, tokens.attention_mask)
+    teacher = cache.logits_for("train", cache.ids["train"])
+    log_p_t, log_p_s = torch.log_softmax(teacher / 2.0, 1), torch.log_softmax(logits / 2.0, 1)
+    kd = 4.0 * (log_p_t.exp() * (log_p_t - log_p_s)).sum(1)
+    ce = torch.nn.functional.cross_entropy(logits, cache.labels["train"], reduction="none")
+    loss = torch.where(labelled, 0.3 * ce + 0.7 * kd, kd).mean()
+    loss.backward()
+    for (name, after), before in zip(student.named_parameters(), start.parameters()):
+        torch.testing.assert_close(after.detach() - before.detach(), -before.grad, rtol=1e-3, atol=1e-6, msg=name)
