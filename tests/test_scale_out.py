@@ -38,11 +38,12 @@ CHANCE = 1 / 3  # three toy intents
 
 
 def hand_kd_loss(student_logits, teacher_logits, labels, temperature, lam):
-    """The loss written out from Hinton et al. (2015), independently of kdlab.losses."""
-    ce = -F.log_softmax(student_logits, dim=1).gather(1, labels[:, None]).mean()
-    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
-    log_p_student = F.log_softmax(student_logits / temperature, dim=1)
-    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1).mean()
+    """The loss written out from Hinton et al. (2015) by another route than kdlab.losses: torch's own kl_div on
+    probabilities from softmax, CE from a one-hot matrix — so a shared mistake in log_softmax algebra cannot hide."""
+    one_hot = F.one_hot(labels, student_logits.shape[1]).to(student_logits.dtype)
+    ce = -(one_hot * torch.log(torch.softmax(student_logits, dim=1))).sum(dim=1).mean()
+    p_teacher = torch.softmax(teacher_logits / temperature, dim=1)
+    kl = F.kl_div(torch.log(torch.softmax(student_logits / temperature, dim=1)), p_teacher, reduction="batchmean")
     return lam * ce + (1 - lam) * temperature**2 * kl
 
 
@@ -235,12 +236,12 @@ def test_the_documented_launch_commands_parse_with_the_installed_launchers():
 
 def hand_partly_labelled_loss(student_logits, teacher_logits, labels, temperature, lam):
     """Every row weighs 1: λ·CE_i + (1−λ)·KD_i for a labelled row, KD_i for a row labelled -100; mean over rows."""
-    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
-    log_p_student = F.log_softmax(student_logits / temperature, dim=1)
-    kd = temperature**2 * (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1)
+    p_teacher = torch.softmax(teacher_logits / temperature, dim=1)
+    kd = temperature**2 * F.kl_div(torch.log(torch.softmax(student_logits / temperature, dim=1)), p_teacher,
+                                   reduction="none").sum(dim=1)
     keep = labels != -100
     ce = torch.zeros_like(kd)
-    ce[keep] = -F.log_softmax(student_logits[keep], dim=1).gather(1, labels[keep, None]).squeeze(1)
+    ce[keep] = F.nll_loss(torch.log(torch.softmax(student_logits[keep], dim=1)), labels[keep], reduction="none")
     return torch.where(keep, lam * ce + (1 - lam) * kd, kd).mean()
 
 
