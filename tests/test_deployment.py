@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
+import os
+import time
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -97,39 +101,99 @@ def test_exported_tiny_bert_reloads_with_identical_logits(cache, tokenizer, test
                                   atol=1e-5)
 
 
+def hand_predictions(model, tokens, batch_size):
+    """argmax of the model's logits, computed here batch by batch (dynamic int8 scales each batch by its own range)."""
+    model.eval()
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(tokens), batch_size):
+            batch = tokens.select(list(range(start, min(start + batch_size, len(tokens)))))
+            chunks.append(model(batch.input_ids, batch.attention_mask).argmax(dim=1))
+    return torch.cat(chunks).numpy()
+
+
 def test_deployment_rows_compare_an_int8_model_with_its_float_baseline(bag, cache):
     tokens, labels = cache.tokens["test"].select(torch.arange(200)), cache.labels["test"][:200]
+    int8 = quantize_dynamic_int8(bag)
     float_row = deployment_row("bag", bag, tokens, labels, repeats=5, max_examples=64)
-    int8_row = deployment_row("bag int8", quantize_dynamic_int8(bag), tokens, labels, baseline=float_row,
-                              params=float_row["params"], repeats=5, max_examples=64)
-    assert float_row["params"] == int8_row["params"] == kdlab.count_parameters(bag)
-    assert float_row["accuracy"] == kdlab.evaluate(bag, tokens, labels).accuracy
-    assert int8_row["accuracy_cost"] == pytest.approx(int8_row["accuracy"] - float_row["accuracy"])
-    # Same batch size as deployment_row's evaluation: dynamic int8 scales each batch's activations by its own range.
-    agreement = same_predictions(bag, quantize_dynamic_int8(bag), tokens, batch_size=64).agreement
-    assert int8_row["agreement"] == pytest.approx(agreement)
+    int8_row = deployment_row("bag int8", int8, tokens, labels, baseline=float_row, params=float_row["params"],
+                              repeats=5, max_examples=64)
+    # Parameters: a hand count of every weight and bias of the bag student's layers.
+    vocab, dim = bag.embedding.weight.shape
+    hidden, classes = bag.classifier[2].out_features, bag.classifier[5].out_features
+    by_hand = vocab * dim + 2 * dim + (dim * hidden + hidden) + (hidden * classes + classes)
+    assert float_row["params"] == int8_row["params"] == by_hand
+    # Accuracy, cost and agreement: numpy counts of predictions made here, batch by batch (deployment_row uses 64).
+    truth = labels.numpy()
+    float_pred, int8_pred = hand_predictions(bag, tokens, 64), hand_predictions(int8, tokens, 64)
+    assert (float_row["predictions"].numpy() == float_pred).all() and (int8_row["predictions"].numpy() == int8_pred).all()
+    float_correct, int8_correct = np.count_nonzero(float_pred == truth), np.count_nonzero(int8_pred == truth)
+    assert float_row["accuracy"] == pytest.approx(float_correct / 200, abs=1e-6)  # 1e-6 ≪ one row (0.005)
+    assert int8_row["accuracy"] == pytest.approx(int8_correct / 200, abs=1e-6)
+    assert int8_row["accuracy_cost"] == pytest.approx((int8_correct - float_correct) / 200, abs=1e-6)
+    assert int8_row["agreement"] == pytest.approx(np.count_nonzero(float_pred == int8_pred) / 200, abs=1e-6)
     frame = results_frame([float_row, int8_row])
     assert list(frame.index) == ["bag", "bag int8"] and "predictions" not in frame.columns
-    assert frame.loc["bag", "test accuracy (%)"] == pytest.approx(100 * float_row["accuracy"], abs=0.01)
+    assert frame.loc["bag", "test accuracy (%)"] == pytest.approx(100 * float_correct / 200, abs=0.01)
+    assert frame.loc["bag int8", "params (M)"] == pytest.approx(by_hand / 1e6, abs=0.005)
     with pytest.raises(ValueError, match="logits"):
         deployment_row("bag", bag, tokens, labels, logits=torch.zeros(5, 77))
 
 
-def test_latency_gives_sorted_positive_numbers(bag, test_rows):
+class SleepyModel(nn.Module):
+    """A model that takes a known time per query: 5 ms of sleep, then zeros."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask):
+        time.sleep(0.005)
+        return torch.zeros(len(input_ids), 3)
+
+
+def test_latency_measures_a_model_of_known_speed(test_rows):
+    latency = latency_ms(SleepyModel(), test_rows, repeats=20, warmup=2)
+    samples = sorted(latency.samples_ms)
+    assert len(samples) == 20
+    # time.sleep(0.005) waits at least 5 ms; a busy CPU adds to that, rarely more than a few tens of ms.
+    assert 5.0 <= samples[0] and latency.median_ms < 5.0 + 50.0
+    # Median and p95 of 20 samples, by hand: the mean of the 10th and 11th, and 5% of the way from the 19th to the 20th.
+    assert latency.median_ms == pytest.approx((samples[9] + samples[10]) / 2)
+    assert latency.p95_ms == pytest.approx(samples[18] + 0.05 * (samples[19] - samples[18]))
+
+
+def test_latency_of_a_bag_student_is_well_under_a_second(bag, test_rows):
     latency = latency_ms(bag, test_rows, repeats=20, warmup=2)
     assert len(latency.samples_ms) == 20
     assert latency.p95_ms >= latency.median_ms > 0
     assert latency.median_ms < 1000  # a bag of words answers in well under a second, even on a busy CPU
 
 
-def test_size_on_disk_matches_the_float32_weights():
+def test_size_on_disk_matches_the_float32_weights(tmp_path):
     layer = nn.Linear(1000, 250)  # 250,250 float32 numbers = 1.001 MB, plus a little pickle overhead
     assert 1.001 <= size_on_disk_mb(layer) < 1.001 + 0.01
+    # ...and what torch.save writes for the state dict, measured by the file system (to within the file's name,
+    # which torch's zip format stores in every record: a temporary name there, "layer" here).
+    torch.save(layer.state_dict(), tmp_path / "layer.pt")
+    assert abs(1e6 * size_on_disk_mb(layer) - os.path.getsize(tmp_path / "layer.pt")) < 500
 
 
-def test_same_predictions_of_a_model_with_itself(bag, test_rows):
-    agreement = same_predictions(bag, bag, test_rows)
-    assert agreement.agreement == 1.0 and agreement.max_abs_logit_diff == 0.0
+def test_same_predictions_counts_changed_answers_and_the_largest_logit_change(bag, test_rows):
+    with torch.no_grad():
+        logits = bag(test_rows.input_ids, test_rows.attention_mask).numpy()
+    before = logits.argmax(axis=1)
+    favourite = np.bincount(before).argmax()  # the class the bag student predicts most often
+    for shift in (100.0, -100.0):
+        shifted = copy.deepcopy(bag)
+        with torch.no_grad():
+            shifted.classifier[5].bias[favourite] += shift  # that class's logit moves by `shift` on every row
+        agreement = same_predictions(bag, shifted, test_rows)
+        # +100: every row now predicts the favourite class; −100: no row does, and the others keep their answer.
+        after = np.full_like(before, favourite) if shift > 0 else np.where(before == favourite, -1, before)
+        assert agreement.agreement == pytest.approx(np.mean(before == after), abs=1e-6)
+        assert 0 < agreement.agreement < 1
+        assert agreement.max_abs_logit_diff == pytest.approx(abs(shift), abs=1e-3)
 
 
 def test_pareto_front_keeps_models_nothing_beats_on_both_axes():
