@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,14 +206,132 @@ def test_pareto_front_keeps_models_nothing_beats_on_both_axes():
 
 def test_trained_student_is_saved_and_then_loaded(cache, tokenizer, monkeypatch, tmp_path):
     monkeypatch.setenv("KDLAB_CACHE", str(tmp_path))
-    first, loaded = trained_student("bag", cache, tokenizer, epochs=1, max_train_rows=300)
+    first, loaded = trained_student(cache, tokenizer, kind="bag", epochs=1, max_train_rows=300)
     assert not loaded and list((tmp_path / "students").glob("bag-*.safetensors"))
-    again, loaded = trained_student("bag", cache, tokenizer, epochs=1, max_train_rows=300)
+    again, loaded = trained_student(cache, tokenizer, kind="bag", epochs=1, max_train_rows=300)
     assert loaded
     for (name, a), b in zip(first.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), name
-    _, loaded = trained_student("bag", cache, tokenizer, epochs=1, max_train_rows=301)
+    _, loaded = trained_student(cache, tokenizer, kind="bag", epochs=1, max_train_rows=301)
     assert not loaded  # other settings, other file
+
+
+# --- the saved-student cache: damaged files are noticed, reported in one line, and trained again ---
+
+
+@pytest.fixture
+def toy_student(toy_cache, tiny_teacher, monkeypatch, tmp_path):
+    """A bag student of the toy cache, trained once and saved under tmp_path: (student, its file, tokenizer)."""
+    monkeypatch.setenv("KDLAB_CACHE", str(tmp_path))
+    student, loaded = trained_student(toy_cache, tiny_teacher[1], kind="bag", epochs=1)
+    assert not loaded
+    [path] = (tmp_path / "students").iterdir()  # the file itself, no temporary left beside it
+    assert path.name.startswith("bag-") and path.suffix == ".safetensors"
+    return student, path, tiny_teacher[1]
+
+
+def flip_byte(path, where):
+    data = bytearray(path.read_bytes())
+    header = int.from_bytes(data[:8], "little")  # safetensors: 8-byte header length, JSON header, then the tensors
+    index = {"header": 8 + header // 2, "weights": len(data) - 3}[where]
+    data[index] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def change_a_weight_keep_the_metadata(path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata, state = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
+    state["embedding.weight"][1, 0] += 0.5  # a well-formed file whose weights are no longer the ones trained
+    save_file(state, str(path), metadata=metadata)
+
+
+def drop_the_checksums(path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata, state = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
+    save_file(state, str(path), metadata={"kdlab": metadata["kdlab"]})  # as an older kdlab wrote it
+
+
+DAMAGE = {
+    "truncated": (truncate, "unreadable"),
+    "empty": (lambda path: path.write_bytes(b""), "unreadable"),
+    "flipped byte in the header": (lambda path: flip_byte(path, "header"), "unreadable"),
+    "flipped byte in the weights": (lambda path: flip_byte(path, "weights"), "do not match their checksums"),
+    "a weight changed, metadata kept": (change_a_weight_keep_the_metadata, "do not match their checksums"),
+    "no checksums": (drop_the_checksums, "no checksums"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_a_damaged_student_file_is_reported_in_one_line_and_trained_again(toy_student, toy_cache, capsys, damage):
+    from kdlab.deployment import load_student_file
+
+    original, path, tokenizer = toy_student
+    capsys.readouterr()
+    damage_file, reason = DAMAGE[damage]
+    damage_file(path)
+    state, problem = load_student_file(path)
+    assert state is None and reason in problem
+    # train=False: nothing usable on disk, so nothing is returned (and no traceback)
+    assert trained_student(toy_cache, tokenizer, kind="bag", epochs=1, train=False) == (None, False)
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"Ignoring saved student {path.name}: ") and reason in line and line.endswith("not training here.")
+    again, loaded = trained_student(toy_cache, tokenizer, kind="bag", epochs=1)
+    [line] = capsys.readouterr().out.splitlines()
+    assert not loaded and reason in line and line.endswith("training it again.")
+    for (name, a), b in zip(original.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name  # same seed, same recipe: the same student as the first time
+    # ...and saved intact over the damaged file, which now loads without a word.
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert load_student_file(path)[0] is not None
+    _, loaded = trained_student(toy_cache, tokenizer, kind="bag", epochs=1)
+    assert loaded and capsys.readouterr().out == ""
+
+
+def test_checksums_are_sha256_of_dtype_shape_and_bytes(toy_student):
+    import hashlib
+
+    from safetensors import safe_open
+
+    from kdlab.deployment import tensor_checksum
+
+    student, path, _ = toy_student
+    with safe_open(str(path), framework="pt") as handle:
+        saved = json.loads(handle.metadata()["sha256"])
+    weight = student.state_dict()["classifier.5.bias"]
+    by_hand = hashlib.sha256(f"torch.float32 {tuple(weight.shape)}".encode() + weight.numpy().tobytes()).hexdigest()
+    assert saved["classifier.5.bias"] == tensor_checksum(weight) == by_hand
+    assert set(saved) == set(student.state_dict())
+    # the same bytes read as another shape are another tensor
+    assert tensor_checksum(weight.reshape(1, -1)) != tensor_checksum(weight)
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temporary(toy_student, monkeypatch):
+    import safetensors.torch
+
+    from kdlab.deployment import load_student_file, save_student_file
+
+    student, path, _ = toy_student
+    before = path.read_bytes()
+
+    def crash_half_way(state, filename, metadata=None):
+        Path(filename).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", crash_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        save_student_file(student.state_dict(), path, {"kind": "bag"})
+    assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert load_student_file(path)[0] is not None
 
 
 def test_bad_input_is_refused_with_the_argument_named(bag, test_rows, cache, tokenizer, tmp_path):
@@ -237,9 +356,9 @@ def test_bad_input_is_refused_with_the_argument_named(bag, test_rows, cache, tok
     with pytest.raises(ValueError, match="latencies"):
         pareto_front([1.0, 2.0], [0.9])
     with pytest.raises(ValueError, match="kind"):
-        trained_student("lstm", cache, tokenizer)
+        trained_student(cache, tokenizer, kind="lstm")
     with pytest.raises(ValueError, match="max_train_rows"):
-        trained_student("bag", cache, tokenizer, max_train_rows=0)
+        trained_student(cache, tokenizer, kind="bag", max_train_rows=0)
 
 
 def test_accuracy_vs_latency_plot_labels_every_model_and_draws_the_front():
@@ -287,21 +406,21 @@ def test_trained_truncated_student_starts_from_the_teacher_head_and_its_file_say
 
     cache, encoder, tokenizer = six_layer_toy
     # Nothing saved: train=False answers at once, before copying any teacher layers (no encoder needed).
-    assert trained_student("truncated", cache, tokenizer, train=False) == (None, False)
+    assert trained_student(cache, tokenizer, kind="truncated", train=False) == (None, False)
     # lr=0: training moves nothing, so the head we get back is exactly where it started.
-    student, loaded = trained_student("truncated", cache, tokenizer, teacher_encoder=encoder, epochs=1, lr=0.0)
+    student, loaded = trained_student(cache, tokenizer, kind="truncated", teacher_encoder=encoder, epochs=1, lr=0.0)
     head = kdlab.teacher_head(cache)
     assert not loaded and torch.equal(student.head.weight, head.weight) and torch.equal(student.head.bias, head.bias)
     files = list((cache.path.parent / "students").glob("truncated-*.safetensors"))
     with safe_open(str(files[0]), framework="pt") as handle:
         assert json.loads(handle.metadata()["kdlab"])["head_from_teacher"] is True
-    again, loaded = trained_student("truncated", cache, tokenizer, teacher_encoder=encoder, epochs=1, lr=0.0, train=False)
+    again, loaded = trained_student(cache, tokenizer, kind="truncated", teacher_encoder=encoder, epochs=1, lr=0.0, train=False)
     assert loaded and torch.equal(again.head.weight, head.weight)
     # A randomly started head is another recipe, so another file: not found here.
-    assert trained_student("truncated", cache, tokenizer, teacher_encoder=encoder, epochs=1, lr=0.0, train=False,
+    assert trained_student(cache, tokenizer, kind="truncated", teacher_encoder=encoder, epochs=1, lr=0.0, train=False,
                            head_from_teacher=False) == (None, False)
     with pytest.raises(ValueError, match="encoder student"):
-        trained_student("bag", cache, tokenizer, epochs=1, head_from_teacher=True)
+        trained_student(cache, tokenizer, kind="bag", epochs=1, head_from_teacher=True)
 
 
 def test_teacher_head_puts_the_truncated_student_far_above_chance_before_any_training(cache, tokenizer):
