@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .data import REPO_ROOT
+from .results import BenchmarkResults, read_benchmark_results
 from .tokens import Tokens
 
 
@@ -375,33 +376,14 @@ def trained_student(cache, tokenizer, *, kind: str = "bag", teacher_encoder: nn.
     return student.eval(), False
 
 
-@dataclass
-class BenchmarkResults:
-    """Rows measured by benchmarks/deployment.py on one machine, one day: a reference, not a live measurement."""
-
-    rows: list[dict]
-    machine: str
-    date: str
-    test_queries: int
-    recipes: dict
-
-    @property
-    def source(self) -> str:
-        """The label every table or figure of these rows carries."""
-        return f"measured by benchmarks/deployment.py on {self.machine}, {self.date}"
-
-
 def benchmark_results(path: str | Path = BENCHMARK_RESULTS) -> BenchmarkResults:
-    """Read the rows `python benchmarks/deployment.py --json PATH` wrote (default: the committed results file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"path must be a results file written by `python benchmarks/deployment.py --json {path}`; "
-                         f"{str(path)!r} does not exist")
-    stored = json.loads(path.read_text())
-    missing = [key for key in ("rows", "machine", "date", "test_queries") if key not in stored]
-    if missing:
-        raise ValueError(f"{path.name} lacks {missing}: rerun `python benchmarks/deployment.py --json {path}`")
-    return BenchmarkResults(stored["rows"], stored["machine"], stored["date"], stored["test_queries"], stored.get("recipes", {}))
+    """The rows `python benchmarks/deployment.py --json PATH` wrote (default: the committed results file).
+
+    .rows are the models' rows; .meta holds machine, date, test_queries, recipes, timings; .source labels them.
+    A missing file raises FileNotFoundError, a malformed one ValueError, both naming the command that writes it.
+    """
+    return read_benchmark_results(path, measured_by="benchmarks/deployment.py",
+                                  command=f"python benchmarks/deployment.py --json {path}", required=("test_queries",))
 
 
 def _check_tokens(tokens: Tokens, name: str) -> None:

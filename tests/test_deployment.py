@@ -439,21 +439,36 @@ def test_committed_benchmark_results_cover_every_model_with_the_current_recipe()
     names = [row["model"] for row in results.rows]
     for kind in DEPLOYMENT_EPOCHS:
         assert f"{kind} KD student" in names and f"{kind} int8" in names
-    assert names[0].startswith("teacher") and results.test_queries == 3080
-    datetime.date.fromisoformat(results.date)  # a real date, and a machine named: the label the notebook shows
-    assert results.machine and results.date in results.source and results.machine in results.source
+    assert names[0].startswith("teacher") and results.meta["test_queries"] == 3080
+    machine, date = results.meta["machine"], results.meta["date"]
+    datetime.date.fromisoformat(date)  # a real date, and a machine named: the label the notebook shows
+    assert machine and results.source == f"measured by benchmarks/deployment.py on {machine}, {date}"
     assert all(0 < row["accuracy"] <= 1 and row["latency_median_ms"] > 0 and row["size_mb"] > 0 for row in results.rows)
     # The file is stale the moment a recipe changes: rerun the benchmark (its docstring says how).
     for kind, epochs in DEPLOYMENT_EPOCHS.items():
-        recipe = results.recipes[kind]
+        recipe = results.meta["recipes"][kind]
         assert recipe["epochs"] == epochs and recipe["head_from_teacher"] == (kind in HEAD_FROM_TEACHER), kind
         assert (recipe["lr"], recipe["batch_size"]) == (STUDENT_DEFAULTS[kind]["lr"], STUDENT_DEFAULTS[kind]["batch_size"]), kind
 
 
 def test_benchmark_results_refuse_a_missing_or_foreign_file(tmp_path):
-    with pytest.raises(ValueError, match="benchmarks/deployment.py --json"):
+    with pytest.raises(FileNotFoundError, match="run `python benchmarks/deployment.py --json .*missing.json`"):
         benchmark_results(tmp_path / "missing.json")
     foreign = tmp_path / "other.json"
     foreign.write_text(json.dumps({"rows": []}))
-    with pytest.raises(ValueError, match="lacks"):
+    with pytest.raises(ValueError, match=r"lacks \['machine', 'date', 'test_queries'\]: rerun `python benchmarks/deployment.py"):
         benchmark_results(foreign)
+    foreign.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        benchmark_results(foreign)
+
+
+def test_both_benchmark_readers_give_the_same_shape():
+    import kdlab.tuning as tuning
+    from kdlab.results import BenchmarkResults
+
+    deployment, sweep = benchmark_results(), tuning.benchmark_results("sweep")
+    assert type(deployment) is type(sweep) is BenchmarkResults
+    for results in (deployment, sweep):
+        assert isinstance(results.rows, list) and results.rows and "rows" not in results.meta
+        assert results.source.startswith("measured by benchmarks/") and results.meta["date"] in results.source
