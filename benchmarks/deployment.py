@@ -90,7 +90,7 @@ def main() -> None:
         add("teacher int8", quantize_dynamic_int8(teacher), baseline=teacher_row, params=teacher_row["params"])
     for kind, epochs in DEPLOYMENT_EPOCHS.items():
         start = time.perf_counter()
-        student, loaded = trained_student(kind, cache, tokenizer, teacher_encoder=encoder, seed=args.seed, epochs=epochs)
+        student, loaded = trained_student(cache, tokenizer, kind=kind, teacher_encoder=encoder, seed=args.seed, epochs=epochs)
         timings[f"train {kind}"] = time.perf_counter() - start
         print(f"{kind}: {'loaded from .cache' if loaded else f'trained {epochs} epoch(s)'} in {timings[f'train {kind}']:.0f} s",
               flush=True)

@@ -8,12 +8,18 @@ are reported. Gradients are probed separately: none may reach the teacher, and t
 
     from kdlab.checker import check_distillation_loss, format_findings
     print(format_findings(check_distillation_loss(my_loss)))
+
+Your function runs in a helper thread with a time limit (`timeout_s`, 10 s by default, for all its calls
+together), so an endless loop in it is reported as a finding instead of hanging the notebook.
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import math
+import threading
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, NamedTuple
@@ -23,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kdlab.checks import check_positive_number
 from kdlab.losses import distillation_terms
 
 LossFn = Callable[..., Tensor]
@@ -38,6 +45,7 @@ class Finding:
 
 
 CODES = (
+    "timed-out",
     "crashes",
     "not-scalar",
     "not-finite",
@@ -159,6 +167,83 @@ def _crash(error: Exception, where: str) -> Finding:
         "crashes",
         f"Your function raised {type(error).__name__}: {error} — when called with {where}.",
         "Call it yourself on the same kind of input to see the traceback; every input here is valid.")
+
+
+# --- a time limit on the learner's function: an endless loop becomes a finding, not a hung kernel ---
+
+
+class _TimedOut(BaseException):
+    """The learner's function overran the check's time budget (a BaseException, so no `except Exception` hides it)."""
+
+    def __init__(self, finding: Finding):
+        self.finding = finding
+
+
+class _Abandoned(BaseException):
+    """Raised inside a stuck probe thread to ask it to stop; an endless loop that catches everything ignores it."""
+
+
+def _describe_call(student: Tensor, labels: Tensor | None, temperature: float, lam: float) -> str:
+    label_text = "labels=None" if labels is None else f"labels of shape ({student.shape[0]},)"
+    return (f"a {student.shape[0]}×{student.shape[1]} batch (float64 logits of shape {tuple(student.shape)}, "
+            f"{label_text}, temperature={temperature}, lam={lam})")
+
+
+class _Deadline:
+    """One time budget for every call into the learner's code during a check; each call waits at most what is left."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def run(self, work: Callable[[], object], where: str) -> object:
+        """work() in a daemon thread; its result, its exception, or _TimedOut once the budget is spent."""
+        box: dict[str, object] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = work()
+            except BaseException as error:  # handed back to the checker's thread, which reports it
+                box["error"] = error
+
+        thread = threading.Thread(target=target, name="kdlab-checker-probe", daemon=True)
+        thread.start()
+        try:
+            thread.join(max(0.0, self.end - time.monotonic()))
+        except BaseException:  # interrupted by hand (■ / Ctrl-C): don't leave the learner's loop spinning
+            _ask_to_stop(thread)
+            raise
+        if thread.is_alive():
+            _ask_to_stop(thread)
+            raise _TimedOut(Finding(
+                "timed-out",
+                f"Your loss did not return within {self.seconds:g} s on {where} — look for an endless loop "
+                "(a `while` whose condition never becomes False, a loop variable that is never updated). "
+                "A loss on a batch this small takes milliseconds.",
+                "Run your function once yourself on small tensors and interrupt it (■ / Ctrl-C) to see the line it "
+                "is stuck on; if it is only slow, pass a larger timeout_s."))
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def wrap(self, fn: LossFn) -> LossFn:
+        """fn with this deadline on every call."""
+
+        def guarded(student, teacher, labels, temperature, lam):
+            where = _describe_call(student, labels, temperature, lam)
+            return self.run(lambda: fn(student, teacher, labels, temperature=temperature, lam=lam), where)
+
+        return guarded
+
+
+def _ask_to_stop(thread: threading.Thread) -> None:
+    """Raise _Abandoned inside a stuck thread (CPython checks for it between bytecodes).
+
+    A pure-Python endless loop stops at once; a thread stuck inside one long C call (a huge torch op) only
+    notices when that call returns. Either way the checker does not wait for it: the thread is a daemon.
+    """
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Abandoned))
 
 
 # --- the reference building blocks, with each known mistake as a switch ---
@@ -345,17 +430,30 @@ def _explain(h: _Hypothesis) -> list[Finding]:
 # --- the checker ---
 
 
-def check_distillation_loss(fn: LossFn) -> list[Finding]:
-    """Probe a learner's distillation loss and explain, in plain words, every mistake it shows."""
+def check_distillation_loss(fn: LossFn, timeout_s: float = 10.0) -> list[Finding]:
+    """Probe a learner's distillation loss and explain, in plain words, every mistake it shows.
+
+    `fn` is called about a dozen times on tiny batches (a few rows, 3 to 7 classes), each call in a helper
+    thread. `timeout_s` is the time all of those calls may take together (a correct loss needs milliseconds);
+    when it runs out, the check stops and returns one "timed-out" finding, so an endless loop in `fn` cannot
+    hang the notebook. Python cannot kill a thread: the checker asks the stuck one to stop (an exception raised
+    inside it, which ends a pure-Python loop at once) and leaves it behind as a daemon thread. A loop that
+    swallows that exception (a bare `except:`) keeps one CPU core busy until you restart the kernel.
+    """
+    timeout_s = check_positive_number(timeout_s, "timeout_s", "seconds your function may take over all probe calls")
+    _prediction_table()  # the checker's own work is not charged to the learner's time budget
+    deadline = _Deadline(timeout_s)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the probes are tiny: more threads only add overhead (a lot, on a busy CPU)
     try:
-        return _check(fn)
+        return _check(deadline.wrap(fn), deadline)
+    except _TimedOut as late:
+        return [late.finding]
     finally:
         torch.set_num_threads(threads)
 
 
-def _check(fn: LossFn) -> list[Finding]:
+def _check(fn: LossFn, deadline: _Deadline) -> list[Finding]:
     """Values first (which mistakes explain them?), then gradients, then the unlabeled batch."""
     observed = np.empty(len(_PROBES) * len(_LAMS))
     modified: set[str] = set()
@@ -387,7 +485,7 @@ def _check(fn: LossFn) -> list[Finding]:
             "Use F.log_softmax for log-probabilities; pass log_target=True if the target is log-probabilities.")]
     explanation = _best_explanation(observed)
     findings += _unexplained(fn, observed) if explanation is None else _explain(explanation)
-    findings += _gradient_findings(fn, explanation)
+    findings += _gradient_findings(fn, explanation, deadline)
     findings += _unlabeled_findings(fn, explanation)
     return sorted(findings, key=lambda f: CODES.index(f.code))
 
@@ -433,14 +531,14 @@ def _close(a: Tensor, b: Tensor) -> bool:
     return float((a - b).norm()) <= _RTOL * float(b.norm()) + 1e-12
 
 
-def _gradient_findings(fn: LossFn, explanation: _Hypothesis | None) -> list[Finding]:
+def _gradient_findings(fn: LossFn, explanation: _Hypothesis | None, deadline: _Deadline) -> list[Finding]:
     """Backpropagate once: the teacher must get no gradient, and the student the right one."""
     probe, lam = _PROBES[0], 0.3
     where = _describe(probe, lam) + ", teacher_logits requiring grad (a teacher run without torch.no_grad())"
     try:
         outcome = _run(fn, probe, lam, teacher_grad=True)
-        if outcome.loss.requires_grad:
-            outcome.loss.sum().backward()
+        if outcome.loss.requires_grad:  # backward runs the learner's code too (a custom autograd Function)
+            deadline.run(outcome.loss.sum().backward, "the backward pass of " + where)
     except Exception as error:
         return [_crash(error, where)]
     found = []

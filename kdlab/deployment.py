@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .data import REPO_ROOT
+from .results import BenchmarkResults, read_benchmark_results
 from .tokens import Tokens
 
 
@@ -261,7 +262,7 @@ BENCHMARK_RESULTS = REPO_ROOT / "benchmarks" / "results" / "deployment.json"
 
 # --- trained students kept on disk, so the benchmark trains once and the notebook loads in a second ---
 
-def student_cache_path(kind: str, cache, settings: dict, seed: int) -> Path:
+def student_cache_path(cache, *, kind: str, settings: dict, seed: int) -> Path:
     """Where a trained student lives: keyed by teacher cache, kind, training settings and seed."""
     from .cache import cache_root
 
@@ -270,19 +271,70 @@ def student_cache_path(kind: str, cache, settings: dict, seed: int) -> Path:
     return cache_root() / "students" / f"{kind}-{key}.safetensors"
 
 
-def trained_student(kind: str, cache, tokenizer, teacher_encoder: nn.Module | None = None, seed: int = 0,
+def tensor_checksum(tensor: Tensor) -> str:
+    """sha256 of a tensor's dtype, shape and bytes: any changed weight, or the same bytes read as another shape, differ."""
+    digest = hashlib.sha256(f"{tensor.dtype} {tuple(tensor.shape)}".encode())
+    digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_student_file(state: dict[str, Tensor], path: Path, recipe: dict) -> None:
+    """Write a state dict with each tensor's checksum in the file's metadata, atomically.
+
+    The file is written under a unique temporary name in the same folder and then renamed over `path`
+    (os.replace is atomic), so a crash or a second process saving at the same moment never leaves a half-written file.
+    """
+    from safetensors.torch import save_file
+
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
+    metadata = {"kdlab": json.dumps(recipe, sort_keys=True),
+                "sha256": json.dumps({name: tensor_checksum(tensor) for name, tensor in state.items()}, sort_keys=True)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(handle)
+    try:
+        save_file(state, partial, metadata=metadata)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def load_student_file(path: Path) -> tuple[dict[str, Tensor] | None, str]:
+    """(state dict, "") if the file reads back and every tensor matches its saved checksum, else (None, what is wrong)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            state = {name: handle.get_tensor(name) for name in handle.keys()}
+    except Exception as problem:  # safetensors raises its own error types for a truncated or garbled file
+        first_line = str(problem).splitlines()[0] if str(problem) else ""
+        return None, f"it is unreadable ({type(problem).__name__}: {first_line})"
+    try:
+        expected = json.loads(metadata["sha256"])
+    except (KeyError, ValueError):
+        return None, "it has no checksums in its metadata (written by an older kdlab, or not by kdlab)"
+    if not isinstance(expected, dict) or set(expected) != set(state):
+        return None, "its checksums do not list the tensors it holds"
+    damaged = [name for name, tensor in state.items() if tensor_checksum(tensor) != expected[name]]
+    if damaged:
+        return None, f"{len(damaged)} of its tensors do not match their checksums (first: {damaged[0]})"
+    return state, ""
+
+
+def trained_student(cache, tokenizer, *, kind: str = "bag", teacher_encoder: nn.Module | None = None, seed: int = 0,
                     temperature: float = 4.0, lam: float = 0.5, max_train_rows: int | None = None,
                     train: bool = True, progress: bool = False, head_from_teacher: bool | None = None,
                     **hparams) -> tuple[nn.Module | None, bool]:
     """A KD student trained with these settings: loaded from .cache if trained before, else trained and saved.
 
-    Returns (student, loaded_from_disk); with train=False, (None, False) when nothing is saved yet.
+    Returns (student, loaded_from_disk); with train=False, (None, False) when nothing usable is saved yet.
     `hparams` override kdlab.STUDENT_DEFAULTS[kind] (epochs, lr, batch_size); `max_train_rows` trains
     on the first rows of train only (a quick stand-in). `head_from_teacher` starts the classifier from the
-    teacher's head (default: for the kinds in HEAD_FROM_TEACHER).
+    teacher's head (default: for the kinds in HEAD_FROM_TEACHER). A saved file that is unreadable, truncated or
+    whose tensors do not match the checksums saved with them is reported in one line and trained again.
     """
-    from safetensors.torch import load_file, save_file
-
     from .cache import teacher_head
     from .students import build_student
     from .training import STUDENT_DEFAULTS, train_student
@@ -296,57 +348,42 @@ def trained_student(kind: str, cache, tokenizer, teacher_encoder: nn.Module | No
         head_from_teacher = kind in HEAD_FROM_TEACHER
     # The head's start is part of the recipe, so part of the file's key (absent when off: older files still match).
     recipe = {**settings, "max_train_rows": max_train_rows, **({"head_from_teacher": True} if head_from_teacher else {})}
-    path = student_cache_path(kind, cache, recipe, seed)
+    path = student_cache_path(cache, kind=kind, settings=recipe, seed=seed)
     if not train and not path.exists():
         return None, False  # before building: a truncated student copies the whole teacher encoder first
     head = teacher_head(cache) if head_from_teacher else None
-    student = build_student(kind, tokenizer, len(cache.label_names), teacher_encoder=teacher_encoder, seed=seed,
-                            teacher_head=head)
+
+    def fresh_student() -> nn.Module:
+        return build_student(kind, tokenizer, len(cache.label_names), teacher_encoder=teacher_encoder, seed=seed,
+                             teacher_head=head)
+
+    student = fresh_student()
     if path.exists():
-        try:
-            student.load_state_dict(load_file(str(path)))
-            return student.eval(), True
-        except (RuntimeError, OSError) as problem:  # a half-written or outdated file: train afresh
-            print(f"Ignoring student cache {path.name} ({problem}); training again.")
+        state, problem = load_student_file(path)
+        if state is not None:
+            try:
+                student.load_state_dict(state)
+                return student.eval(), True
+            except RuntimeError as mismatch:  # intact, but for another architecture (missing or resized tensors)
+                problem = f"it does not fit this student ({str(mismatch).splitlines()[0]})"
+                student = fresh_student()  # load_state_dict may have copied some tensors before it failed
+        print(f"Ignoring saved student {path.name}: {problem}; " + ("training it again." if train else "not training here."))
     if not train:
         return None, False
     rows = None if max_train_rows is None else torch.arange(min(max_train_rows, len(cache.ids["train"])))
     train_student(student, cache, seed=seed, rows=rows, progress=progress, **settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    state = {name: tensor.contiguous() for name, tensor in student.state_dict().items()}
-    save_file(state, str(partial), metadata={"kdlab": json.dumps({"kind": kind, "seed": seed, **recipe})})
-    partial.replace(path)
+    save_student_file(student.state_dict(), path, {"kind": kind, "seed": seed, **recipe})
     return student.eval(), False
 
 
-@dataclass
-class BenchmarkResults:
-    """Rows measured by benchmarks/deployment.py on one machine, one day: a reference, not a live measurement."""
-
-    rows: list[dict]
-    machine: str
-    date: str
-    test_queries: int
-    recipes: dict
-
-    @property
-    def source(self) -> str:
-        """The label every table or figure of these rows carries."""
-        return f"measured by benchmarks/deployment.py on {self.machine}, {self.date}"
-
-
 def benchmark_results(path: str | Path = BENCHMARK_RESULTS) -> BenchmarkResults:
-    """Read the rows `python benchmarks/deployment.py --json PATH` wrote (default: the committed results file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"path must be a results file written by `python benchmarks/deployment.py --json {path}`; "
-                         f"{str(path)!r} does not exist")
-    stored = json.loads(path.read_text())
-    missing = [key for key in ("rows", "machine", "date", "test_queries") if key not in stored]
-    if missing:
-        raise ValueError(f"{path.name} lacks {missing}: rerun `python benchmarks/deployment.py --json {path}`")
-    return BenchmarkResults(stored["rows"], stored["machine"], stored["date"], stored["test_queries"], stored.get("recipes", {}))
+    """The rows `python benchmarks/deployment.py --json PATH` wrote (default: the committed results file).
+
+    .rows are the models' rows; .meta holds machine, date, test_queries, recipes, timings; .source labels them.
+    A missing file raises FileNotFoundError, a malformed one ValueError, both naming the command that writes it.
+    """
+    return read_benchmark_results(path, measured_by="benchmarks/deployment.py",
+                                  command=f"python benchmarks/deployment.py --json {path}", required=("test_queries",))
 
 
 def _check_tokens(tokens: Tokens, name: str) -> None:
@@ -360,6 +397,6 @@ def _check_tokens(tokens: Tokens, name: str) -> None:
 __all__ = [
     "BENCHMARK_RESULTS", "DEPLOYMENT_EPOCHS", "HEAD_FROM_TEACHER", "Agreement", "BenchmarkResults", "Int8Lookup", "Latency",
     "benchmark_results", "deployment_row", "export_torchscript", "results_frame", "latency_ms", "load_torchscript",
-    "pareto_front", "quantize_dynamic_int8", "same_predictions", "size_on_disk_mb", "student_cache_path",
-    "trained_student",
+    "load_student_file", "pareto_front", "quantize_dynamic_int8", "same_predictions", "save_student_file",
+    "size_on_disk_mb", "student_cache_path", "tensor_checksum", "trained_student",
 ]

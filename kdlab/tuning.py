@@ -7,10 +7,10 @@ score on **dev**; test is touched once, for the setting the dev set chose.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .cache import TeacherCache, teacher_head
 from .calibration import expected_calibration_error, mean_confidence, top1_agreement
 from .data import REPO_ROOT, low_label_split
+from .results import BenchmarkResults, read_benchmark_results
 from .students import build_student, count_parameters
 from .training import STUDENT_DEFAULTS, History, predict_logits, throughput, train_student
 
@@ -29,12 +30,16 @@ from .training import STUDENT_DEFAULTS, History, predict_logits, throughput, tra
 BENCHMARK_RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
-def benchmark_results(section: str) -> dict:
-    """The full-grid results `benchmarks/kd_quality.py --section <section>` saved (rows, settings, machine, date)."""
-    path = BENCHMARK_RESULTS / f"{section}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `python benchmarks/kd_quality.py --section {section}` to measure it")
-    return json.loads(path.read_text())
+def benchmark_results(section: str, folder: str | Path | None = None) -> BenchmarkResults:
+    """The full grid `benchmarks/kd_quality.py --section <section>` saved: its rows, and machine, date, settings in .meta.
+
+    `folder` is where the script wrote it (`--out`; default benchmarks/results). A missing file raises
+    FileNotFoundError, a malformed one ValueError, both naming the command that writes it.
+    """
+    path = Path(BENCHMARK_RESULTS if folder is None else folder) / f"{section}.json"
+    out = "" if folder is None else f" --out {folder}"
+    return read_benchmark_results(path, measured_by=f"benchmarks/kd_quality.py --section {section}",
+                                  command=f"python benchmarks/kd_quality.py --section {section}{out}")
 
 
 @dataclass

@@ -1,5 +1,8 @@
 """kdlab.checker: each known KD mistake, written the way a learner would, is diagnosed by name."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +17,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:reduction. .mean. divides")  # t
 
 
 def codes(fn):
-    return {finding.code for finding in check_distillation_loss(fn)}
+    # 2 s for all calls together: every function here returns in milliseconds, except the endless loop.
+    return {finding.code for finding in check_distillation_loss(fn, timeout_s=2.0)}
 
 
 # --- correct implementations, each written differently: all must come back clean ---
@@ -245,6 +249,13 @@ def half_gradient(s, t, labels=None, temperature=4.0, lam=0.5):
     return loss.detach() + 0.5 * (loss - loss.detach())  # right value, half the gradient
 
 
+def endless_loop(s, t, labels=None, temperature=4.0, lam=0.5):
+    kd = distillation_loss(s, t, None, temperature)
+    while True:  # the learner meant to stop once the loss was "good enough"
+        pass
+    return kd
+
+
 SINGLE_BUGS = [
     (feeds_probabilities, "not-log-probs"),
     (feeds_logits, "not-log-probs"),
@@ -274,6 +285,7 @@ SINGLE_BUGS = [
     (numpy_on_teacher, "crashes"),
     (kd_three_times_too_big, "wrong-value"),
     (half_gradient, "wrong-gradient"),
+    (endless_loop, "timed-out"),
 ]
 
 
@@ -283,7 +295,10 @@ def test_each_single_mistake_is_named_and_nothing_else(fn, code):
 
 
 def test_every_code_is_exercised():
-    assert {code for _, code in SINGLE_BUGS} | {"wrong-value"} == set(CODES)
+    # Exactly the codes the checker can report, each one named for a learner-style mistake in SINGLE_BUGS.
+    exercised = {code for _, code in SINGLE_BUGS}
+    assert len(CODES) == len(set(CODES))
+    assert exercised == set(CODES), (set(CODES) - exercised, exercised - set(CODES))
 
 
 def test_messages_say_which_side_and_which_term():
@@ -408,3 +423,97 @@ def test_no_two_mistake_combinations_look_alike_on_the_probes():
             if gap.max() < 1e-4:
                 assert code_sets[i] <= code_sets[j] or code_sets[j] <= code_sets[i], (hypotheses[i], hypotheses[j])
             j += 1
+
+
+# --- a time limit: an endless loop becomes a finding instead of a hung kernel ---
+
+
+def probe_threads():
+    return [t for t in threading.enumerate() if t.name == "kdlab-checker-probe" and t.is_alive()]
+
+
+def wait_for_probe_threads_to_stop(seconds=3.0):
+    end = time.monotonic() + seconds
+    while probe_threads() and time.monotonic() < end:
+        time.sleep(0.01)
+    return probe_threads()
+
+
+def test_an_endless_loop_is_reported_within_the_time_limit():
+    start = time.perf_counter()
+    findings = check_distillation_loss(endless_loop, timeout_s=1.0)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.0 + 2.0, elapsed
+    assert [f.code for f in findings] == ["timed-out"]
+    assert "did not return within 1 s on a 4×5 batch" in findings[0].message
+    assert "endless loop" in findings[0].message and "timeout_s" in findings[0].fix
+    # Asked to stop (an exception raised inside it): a pure-Python loop does, so no core stays busy.
+    assert wait_for_probe_threads_to_stop() == []
+
+
+def test_a_loss_slow_on_every_call_runs_out_of_the_total_budget():
+    calls = []
+
+    def slow(s, t, labels=None, temperature=4.0, lam=0.5):
+        calls.append(None)
+        time.sleep(0.4)
+        return distillation_loss(s, t, labels, temperature, lam)
+
+    start = time.perf_counter()
+    [late] = check_distillation_loss(slow, timeout_s=1.0)
+    elapsed = time.perf_counter() - start
+    # The budget is for all calls together: each of the first calls finished, the third ran past the 1 s.
+    assert late.code == "timed-out" and len(calls) == 3
+    assert elapsed < 1.0 + 2.0, elapsed
+    assert wait_for_probe_threads_to_stop() == []
+
+
+def test_a_slow_but_finishing_loss_is_checked_in_full():
+    def slow_but_correct(s, t, labels=None, temperature=4.0, lam=0.5):
+        time.sleep(0.02)
+        return distillation_loss(s, t, labels, temperature, lam)
+
+    def slow_and_swapped(s, t, labels=None, temperature=4.0, lam=0.5):
+        time.sleep(0.02)
+        return weights_swapped(s, t, labels, temperature, lam)
+
+    start = time.perf_counter()
+    assert check_distillation_loss(slow_but_correct, timeout_s=10.0) == []
+    assert elapsed_at_least(start, 11 * 0.02)  # 9 value probes, the gradient and the unlabeled batch
+    assert codes(slow_and_swapped) == {"weights-swapped"}
+
+
+def elapsed_at_least(start, seconds):
+    return time.perf_counter() - start >= seconds
+
+
+class StuckBackward(torch.autograd.Function):
+    """Correct forward, endless backward: only a custom autograd Function runs learner code in backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        while True:
+            pass
+
+
+def endless_backward(s, t, labels=None, temperature=4.0, lam=0.5):
+    return StuckBackward.apply(distillation_loss(s, t, labels, temperature, lam))
+
+
+def test_an_endless_backward_pass_is_reported_too():
+    start = time.perf_counter()
+    [late] = check_distillation_loss(endless_backward, timeout_s=1.0)
+    assert time.perf_counter() - start < 1.0 + 2.0
+    assert late.code == "timed-out" and "the backward pass of" in late.message
+    assert wait_for_probe_threads_to_stop() == []
+
+
+@pytest.mark.parametrize("timeout_s, error", [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
+                                              ("10", TypeError)])
+def test_a_bad_timeout_is_refused_with_its_name(timeout_s, error):
+    with pytest.raises(error, match="timeout_s"):
+        check_distillation_loss(distillation_loss, timeout_s=timeout_s)

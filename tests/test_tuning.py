@@ -12,7 +12,7 @@ import kdlab.tuning as tuning
 from kdlab.calibration import expected_calibration_error, mean_confidence
 from kdlab.students import build_student
 from kdlab.tuning import (
-    BASELINE_PATIENCE, benchmark_results, best_setting, calibration_by_temperature, capacity_curve, distilbert_comparison,
+    BASELINE_PATIENCE, BenchmarkResults, benchmark_results, best_setting, calibration_by_temperature, capacity_curve, distilbert_comparison,
     labelled_mask, low_label_curve, matched_epochs, remedy_curves, summarize, sweep_temperature_lambda,
 )
 
@@ -238,11 +238,34 @@ def test_distilbert_comparison_four_students_same_steps(toy_cache, tiny_teacher,
 
 def test_benchmark_results_reads_the_saved_json(tmp_path, monkeypatch):
     monkeypatch.setattr(tuning, "BENCHMARK_RESULTS", tmp_path)
-    saved = {"rows": [{"temperature": 4.0, "dev_accuracy": 0.9}], "machine": "laptop"}
+    saved = {"section": "sweep", "rows": [{"temperature": 4.0, "dev_accuracy": 0.9}], "machine": "laptop",
+             "date": "2026-12-01", "seconds": 12.5, "settings": {"seeds": [0]}}
     (tmp_path / "sweep.json").write_text(json.dumps(saved))
-    assert benchmark_results("sweep") == saved
+    results = benchmark_results("sweep")
+    assert isinstance(results, BenchmarkResults)
+    assert results.rows == saved["rows"]
+    assert results.meta == {key: value for key, value in saved.items() if key != "rows"}
+    assert results.source == "measured by benchmarks/kd_quality.py --section sweep on laptop, 2026-12-01"
+    # the same file elsewhere (kd_quality.py --out FOLDER): read from that folder
+    other = tmp_path / "rerun"
+    other.mkdir()
+    (other / "sweep.json").write_text(json.dumps({**saved, "machine": "this machine"}))
+    assert benchmark_results("sweep", folder=other).meta["machine"] == "this machine"
 
 
-def test_benchmark_results_for_a_missing_section_says_what_to_run():
-    with pytest.raises(FileNotFoundError, match=r"python benchmarks/kd_quality.py --section no-such-section"):
+def test_benchmark_results_for_a_missing_section_says_what_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"run `python benchmarks/kd_quality.py --section no-such-section`"):
         benchmark_results("no-such-section")
+    with pytest.raises(FileNotFoundError, match=rf"--section sweep --out {tmp_path}`"):
+        benchmark_results("sweep", folder=tmp_path)
+    (tmp_path / "sweep.json").write_text(json.dumps({"rows": [], "machine": "laptop"}))
+    with pytest.raises(ValueError, match=r"lacks \['date'\]: rerun `python benchmarks/kd_quality.py --section sweep"):
+        benchmark_results("sweep", folder=tmp_path)
+
+
+def test_every_saved_section_reads_with_rows_machine_and_date():
+    for path in sorted(tuning.BENCHMARK_RESULTS.glob("*.json")):
+        if path.stem in ("deployment", "headline"):  # deployment: its own reader; headline: named tables, no rows
+            continue
+        results = benchmark_results(path.stem)
+        assert results.rows and results.meta["section"] == path.stem and results.meta["seconds"] > 0, path.name
