@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .data import REPO_ROOT
 from .results import BenchmarkResults, read_benchmark_results
+from .students import STARTS_FROM_TEACHER_HEAD
 from .tokens import Tokens
 
 
@@ -251,9 +252,8 @@ def deployment_row(name: str, model: nn.Module, tokens: Tokens, labels: Tensor, 
 # teacher's head → 93.2% dev / 91.9% test; a 2nd epoch gave 93.4% dev / 93.0% test for twice the time.
 DEPLOYMENT_EPOCHS = {"bag": 15, "tiny-bert": 2, "truncated": 1}
 
-# Students whose classifier starts from the teacher's trained head (kdlab.students.head_from_teacher): the
-# truncated student keeps teacher layers, so the teacher's head already reads its sentence vectors half right.
-HEAD_FROM_TEACHER = ("truncated",)
+# Students whose classifier starts from the teacher's trained head: decided once, in kdlab.students.
+HEAD_FROM_TEACHER = STARTS_FROM_TEACHER_HEAD
 
 # What benchmarks/deployment.py measured, committed so a fresh clone can show the encoder students' rows
 # without training them (minutes per epoch on a CPU, and more memory than a Binder notebook may use).
@@ -325,18 +325,17 @@ def load_student_file(path: Path) -> tuple[dict[str, Tensor] | None, str]:
 
 def trained_student(cache, tokenizer, *, kind: str = "bag", teacher_encoder: nn.Module | None = None, seed: int = 0,
                     temperature: float = 4.0, lam: float = 0.5, max_train_rows: int | None = None,
-                    train: bool = True, progress: bool = False, head_from_teacher: bool | None = None,
+                    train: bool = True, progress: bool = False,
                     **hparams) -> tuple[nn.Module | None, bool]:
     """A KD student trained with these settings: loaded from .cache if trained before, else trained and saved.
 
     Returns (student, loaded_from_disk); with train=False, (None, False) when nothing usable is saved yet.
     `hparams` override kdlab.STUDENT_DEFAULTS[kind] (epochs, lr, batch_size); `max_train_rows` trains
-    on the first rows of train only (a quick stand-in). `head_from_teacher` starts the classifier from the
-    teacher's head (default: for the kinds in HEAD_FROM_TEACHER). A saved file that is unreadable, truncated or
+    on the first rows of train only (a quick stand-in). Each kind starts as kdlab.student_start builds it (the
+    truncated student from the teacher's layers and head). A saved file that is unreadable, truncated or
     whose tensors do not match the checksums saved with them is reported in one line and trained again.
     """
-    from .cache import teacher_head
-    from .students import build_student
+    from .students import student_start
     from .training import STUDENT_DEFAULTS, train_student
 
     if kind not in STUDENT_DEFAULTS:
@@ -344,18 +343,13 @@ def trained_student(cache, tokenizer, *, kind: str = "bag", teacher_encoder: nn.
     if max_train_rows is not None and (not isinstance(max_train_rows, int) or max_train_rows < 1):
         raise ValueError(f"max_train_rows must be None or an integer ≥ 1, got {max_train_rows!r}")
     settings = {**STUDENT_DEFAULTS[kind], **hparams, "temperature": temperature, "lam": lam}
-    if head_from_teacher is None:
-        head_from_teacher = kind in HEAD_FROM_TEACHER
     # The head's start is part of the recipe, so part of the file's key (absent when off: older files still match).
-    recipe = {**settings, "max_train_rows": max_train_rows, **({"head_from_teacher": True} if head_from_teacher else {})}
+    recipe = {**settings, "max_train_rows": max_train_rows, **({"head_from_teacher": True} if kind in HEAD_FROM_TEACHER else {})}
     path = student_cache_path(cache, kind=kind, settings=recipe, seed=seed)
     if not train and not path.exists():
         return None, False  # before building: a truncated student copies the whole teacher encoder first
-    head = teacher_head(cache) if head_from_teacher else None
-
     def fresh_student() -> nn.Module:
-        return build_student(kind, tokenizer, len(cache.label_names), teacher_encoder=teacher_encoder, seed=seed,
-                             teacher_head=head)
+        return student_start(kind, cache, tokenizer, teacher_encoder=teacher_encoder, seed=seed)
 
     student = fresh_student()
     if path.exists():

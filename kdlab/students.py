@@ -16,6 +16,9 @@ from .teacher import mean_pool
 from .tokens import vocab_fingerprint
 
 STUDENT_KINDS = ("bag", "tiny-bert", "truncated")
+# The kinds whose classifier starts from the teacher's trained head (student_start): a truncated student keeps
+# teacher layers, so the teacher's head already reads its sentence vectors about half right.
+STARTS_FROM_TEACHER_HEAD = ("truncated",)
 
 
 class BagStudent(nn.Module):
@@ -119,7 +122,7 @@ def student_start(kind: str, cache, tokenizer, teacher_encoder: nn.Module | None
     """
     from .cache import teacher_head
 
-    head = teacher_head(cache) if kind == "truncated" else None
+    head = teacher_head(cache) if kind in STARTS_FROM_TEACHER_HEAD else None
     student = build_student(kind, tokenizer, len(cache.label_names), teacher_encoder=teacher_encoder, seed=seed,
                             teacher_head=head, **options)
     check_same_tokenizer(student, tokenizer)

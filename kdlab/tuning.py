@@ -19,11 +19,11 @@ from datasets import Dataset
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .cache import TeacherCache, teacher_head
+from .cache import TeacherCache
 from .calibration import expected_calibration_error, mean_confidence, top1_agreement
 from .data import REPO_ROOT, low_label_split
 from .results import BenchmarkResults, read_benchmark_results
-from .students import build_student, count_parameters
+from .students import count_parameters, student_start
 from .training import STUDENT_DEFAULTS, History, predict_logits, throughput, train_student
 
 
@@ -82,8 +82,7 @@ def train_run(cache: TeacherCache, tokenizer, *, kind: str = "bag", seed: int = 
               teacher_encoder: nn.Module | None = None, **train_options) -> Run:
     """Build a student of `kind` and train it; `train_options` override STUDENT_DEFAULTS[kind]."""
     options = {**STUDENT_DEFAULTS.get(kind, {}), "progress": False, **train_options}
-    student = build_student(kind, tokenizer, len(cache.label_names), teacher_encoder=teacher_encoder, seed=seed,
-                            **(student_options or {}))
+    student = student_start(kind, cache, tokenizer, teacher_encoder=teacher_encoder, seed=seed, **(student_options or {}))
     start = time.perf_counter()
     history = train_student(student, cache, seed=seed, **options)
     seconds = time.perf_counter() - start
@@ -214,8 +213,8 @@ def distilbert_comparison(cache: TeacherCache, tokenizer, teacher_encoder: nn.Mo
     uses its kind's default learning rate unless `lr` is given (random init gets tiny-bert's larger one)."""
     config = teacher_encoder.config
     same_shape = {"layers": keep_layers, "hidden": config.hidden_size, "heads": config.num_attention_heads}
-    # "teacher layers" starts from everything the teacher has: its layers and its trained head
-    starts = {"teacher layers": ("truncated", {"keep_layers": keep_layers, "teacher_head": teacher_head(cache)}),
+    # "teacher layers" starts from everything the teacher has: its layers and (student_start) its trained head
+    starts = {"teacher layers": ("truncated", {"keep_layers": keep_layers}),
               "random init": ("tiny-bert", same_shape)}
     # without this each start would take its own kind's default epochs and batch size: not the same steps
     train_options = {key: STUDENT_DEFAULTS["truncated"][key] for key in ("epochs", "batch_size")} | train_options

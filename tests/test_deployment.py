@@ -407,20 +407,15 @@ def test_trained_truncated_student_starts_from_the_teacher_head_and_its_file_say
     cache, encoder, tokenizer = six_layer_toy
     # Nothing saved: train=False answers at once, before copying any teacher layers (no encoder needed).
     assert trained_student(cache, tokenizer, kind="truncated", train=False) == (None, False)
-    # lr=0: training moves nothing, so the head we get back is exactly where it started.
-    student, loaded = trained_student(cache, tokenizer, kind="truncated", teacher_encoder=encoder, epochs=1, lr=0.0)
+    # lr=1e-30: AdamW moves float32 weights by ~1e-30, i.e. not at all, so the head comes back where it started.
+    student, loaded = trained_student(cache, tokenizer, kind="truncated", teacher_encoder=encoder, epochs=1, lr=1e-30)
     head = kdlab.teacher_head(cache)
     assert not loaded and torch.equal(student.head.weight, head.weight) and torch.equal(student.head.bias, head.bias)
     files = list((cache.path.parent / "students").glob("truncated-*.safetensors"))
     with safe_open(str(files[0]), framework="pt") as handle:
         assert json.loads(handle.metadata()["kdlab"])["head_from_teacher"] is True
-    again, loaded = trained_student(cache, tokenizer, kind="truncated", teacher_encoder=encoder, epochs=1, lr=0.0, train=False)
+    again, loaded = trained_student(cache, tokenizer, kind="truncated", teacher_encoder=encoder, epochs=1, lr=1e-30, train=False)
     assert loaded and torch.equal(again.head.weight, head.weight)
-    # A randomly started head is another recipe, so another file: not found here.
-    assert trained_student(cache, tokenizer, kind="truncated", teacher_encoder=encoder, epochs=1, lr=0.0, train=False,
-                           head_from_teacher=False) == (None, False)
-    with pytest.raises(ValueError, match="encoder student"):
-        trained_student(cache, tokenizer, kind="bag", epochs=1, head_from_teacher=True)
 
 
 def test_teacher_head_puts_the_truncated_student_far_above_chance_before_any_training(cache, tokenizer):
