@@ -17,7 +17,10 @@ from .plots.style import _as_2d, _pair
 
 
 def show_figure(figure, output, dpi: int = 90) -> None:
-    """Replace what an ipywidgets.Output shows with a figure, as a PNG (works without `%matplotlib inline`)."""
+    """Replace what an ipywidgets.Output shows with a figure, as a PNG (works without `%matplotlib inline`).
+
+    Introduced in notebook 02 (02-Soft-Targets-and-Temperature), used by `TemperatureExplorer` (and every widget here).
+    """
     import base64
     import io
 
@@ -84,6 +87,10 @@ class TemperatureExplorer:
     The figure is `figsize` = (width, height) inches (default: 11 wide for one model, 7.5 per model for
     more; a height of None follows top-k) drawn at `dpi` pixels per inch, so its PNG is figsize × dpi pixels. The default dpi=90
     keeps redraws quick on a 1-CPU Binder; for a projector, raise dpi (e.g. 140) for a larger, crisp picture.
+
+    A T outside the slider's range (0.1 to 50) is clamped to its nearer end, and the readout says so.
+
+    Introduced in notebook 02 (02-Soft-Targets-and-Temperature), made by `temperature_explorer`; notebook 04 reuses it with a student.
     """
 
     MAX_OPTIONS = 300  # a dropdown with thousands of entries is slow in the browser; the search box narrows it
@@ -259,6 +266,8 @@ def temperature_explorer(
 
     dpi and figsize set the picture's size (figsize × dpi pixels): keep the quick default in notebooks,
     use e.g. dpi=140 for a projector. See TemperatureExplorer.
+
+    Introduced in notebook 02 (02-Soft-Targets-and-Temperature); notebook 04 reuses it with a student's logits.
     """
     if split not in cache.logits:
         raise ValueError(f"split must be one of {sorted(cache.logits)}, got {split!r}")
@@ -301,6 +310,9 @@ class LossExplorer:
     gradient to show). `.current` holds the numbers behind the picture: lam, temperature, example, ce,
     kd (= T²·KL), total (= λ·CE + (1−λ)·T²·KL), and grad_ce / grad_kd / grad_total: the gradient of
     λ·CE, of (1−λ)·T²·KL and of the total with respect to that query's logits, per example (×batch size).
+    A T outside the slider's range (0.25 to 50) is clamped to its nearer end, and the readout says so.
+
+    Introduced in notebook 03 (03-The-Distillation-Loss), made by `loss_explorer`.
     """
 
     def __init__(
@@ -426,7 +438,10 @@ def loss_explorer(
     top_k: int = 6,
     draw: bool = True,
 ) -> LossExplorer:
-    """λ and T sliders on a real batch: both loss terms, their total, and the gradient each sends to one query."""
+    """λ and T sliders on a real batch: both loss terms, their total, and the gradient each sends to one query.
+
+    Introduced in notebook 03 (03-The-Distillation-Loss).
+    """
     return LossExplorer(student_logits, teacher_logits, labels, label_names, texts=texts, lam=lam,
                         temperature=temperature, example=example, top_k=top_k, draw=draw)
 
@@ -440,6 +455,8 @@ class TrainingDashboard:
     on_epoch_end. `.series[name]` holds the plotted columns (epoch, loss, ce, kd, dev_accuracy),
     `.bars[name]` the run's epoch progress bar and `.figure` the last figure drawn. One bar step per
     epoch (not per batch) keeps the kernel's message stream small, so headless runs (nbval) keep up.
+
+    Introduced in notebook 04 (04-Training-the-Student), made by `training_dashboard`.
     """
 
     REDRAW_SECONDS = 2.0
@@ -511,5 +528,8 @@ class TrainingDashboard:
 
 
 def training_dashboard(epochs: int | None = None, teacher_accuracy: float | None = None, draw: bool = True) -> TrainingDashboard:
-    """A live learning-curve panel; hand `.callback(name)` to train_student(on_epoch_end=...)."""
+    """A live learning-curve panel; hand `.callback(name)` to train_student(on_epoch_end=...).
+
+    Introduced in notebook 04 (04-Training-the-Student).
+    """
     return TrainingDashboard(epochs=epochs, teacher_accuracy=teacher_accuracy, draw=draw)
