@@ -33,7 +33,8 @@ def _check_rows(rows: Sequence[dict], needed: Sequence[str], what: str) -> list[
 
 
 @_draws_on_axes(figsize=(10, 6.5))
-def plot_soft_mass_on_class(mass: np.ndarray, label_names: Sequence[str], class_index: int, temperature: float, top: int = 12,
+def plot_soft_mass_on_class(
+    mass: np.ndarray, label_names: Sequence[str], class_index: int, temperature: float, top: int = 12,
     color: str = OKABE_ITO["blue"], *, ax: Axes | None = None,
 ) -> Axes:
     """Bars: the probability one class receives from each *other* intent's training queries, summed — the hints left
@@ -114,8 +115,7 @@ OMITTED_CLASS_BARS = (("CE only", "recall_as_trained", "CE only"), ("KD", "recal
 
 
 @_draws_on_axes(figsize=(11, 5.2))
-def plot_omitted_class_recall(rows: Sequence[dict], title: str | None = None, *, ax: Axes | None = None,
-) -> Axes:
+def plot_omitted_class_recall(rows: Sequence[dict], title: str | None = None, *, ax: Axes | None = None) -> Axes:
     """Grouped bars per omitted intent: recall on dev of the CE-only student, the KD student, and the KD student after
     its dev-chosen bias shift (mean over seeds; error bars = std over seeds). Rows as benchmarks/kd_quality.py saves them.
 
@@ -148,7 +148,8 @@ def plot_omitted_class_recall(rows: Sequence[dict], title: str | None = None, *,
 
 
 @_draws_on_axes(figsize=(4.6, 5.4))
-def plot_reliability_diagram(bins, name: str, color: str = OKABE_ITO["blue"], min_count: int = 10, *, ax: Axes | None = None,
+def plot_reliability_diagram(
+    bins, name: str, color: str = OKABE_ITO["blue"], min_count: int = 10, *, ax: Axes | None = None,
 ) -> Axes:
     """Accuracy per confidence bin as bars against the diagonal of perfect calibration; the gap to each bin's mean
     confidence hatched. Bins with fewer than `min_count` predictions are drawn pale: their accuracy is mostly noise.
@@ -277,8 +278,9 @@ DISTILBERT_LOSSES = ("logits only", "logits + cosine")
 
 
 @_draws_on_axes(figsize=(8.5, 5))
-def plot_distilbert_comparison(rows: Sequence[dict], title: str | None = None,
-                               teacher_accuracy: float | None = None, *, ax: Axes | None = None,
+def plot_distilbert_comparison(
+    rows: Sequence[dict], title: str | None = None, teacher_accuracy: float | None = None, *,
+    ax: Axes | None = None,
 ) -> Axes:
     """Grouped bars: dev accuracy of encoder students by how they start (teacher layers vs random init) and what
     they learn from (logits only vs logits + cosine hidden-state loss); mean over seeds, error bars = std.

@@ -11,8 +11,7 @@ from .style import FONT_SIZE, OKABE_ITO, _draws_on_axes, _family_color
 
 
 @_draws_on_axes(figsize=(11, 6.5))
-def plot_accuracy_vs_latency(rows: Sequence[dict], title: str | None = None, *, ax: Axes | None = None,
-) -> Axes:
+def plot_accuracy_vs_latency(rows: Sequence[dict], title: str | None = None, *, ax: Axes | None = None) -> Axes:
     """Accuracy against batch-1 latency (log axis), one labelled point per model, the Pareto front as a line.
 
     `rows` are kdlab.deployment.deployment_row dicts (keys model, latency_median_ms, accuracy, size_mb).

@@ -106,8 +106,9 @@ def plot_two_targets(
 
 
 @_draws_on_axes(figsize=(9, 5.5))
-def plot_gradient_vs_temperature(student_logits, teacher_logits, temperatures: Sequence[float] | None = None,
-    labels=None, *, ax: Axes | None = None,
+def plot_gradient_vs_temperature(
+    student_logits, teacher_logits, temperatures: Sequence[float] | None = None, labels=None, *,
+    ax: Axes | None = None,
 ) -> Axes:
     """Log-log plot of the soft term's gradient size against T, with and without T², on real logits.
 
@@ -140,7 +141,8 @@ def plot_gradient_vs_temperature(student_logits, teacher_logits, temperatures: S
 
 
 @_draws_on_axes(figsize=(9, 5))
-def plot_logit_matching_limit(student_logits, teacher_logits, temperatures: Sequence[float] | None = None, *, ax: Axes | None = None,
+def plot_logit_matching_limit(
+    student_logits, teacher_logits, temperatures: Sequence[float] | None = None, *, ax: Axes | None = None,
 ) -> Axes:
     """Log-log plot of the distance between the KD gradient and plain logit matching, shrinking as T grows.
 
@@ -159,8 +161,7 @@ def plot_logit_matching_limit(student_logits, teacher_logits, temperatures: Sequ
 
 
 @_draws_on_axes(figsize=(6, 4.6))
-def plot_loss_parts(ce: float, kd: float, lam: float, *, ax: Axes | None = None,
-) -> Axes:
+def plot_loss_parts(ce: float, kd: float, lam: float, *, ax: Axes | None = None) -> Axes:
     """Bars for the two terms and the λ-weighted total, whose stack shows each term's share.
 
     Introduced in notebook 03 (03-The-Distillation-Loss), drawn by `LossExplorer`.
@@ -183,7 +184,9 @@ def plot_loss_parts(ce: float, kd: float, lam: float, *, ax: Axes | None = None,
 
 
 @_draws_on_axes(figsize=(8, 4.6))
-def plot_logit_gradients(grad_ce, grad_kd, label_names: Sequence[str], classes: Sequence[int], gold: int | None = None, *, ax: Axes | None = None,
+def plot_logit_gradients(
+    grad_ce, grad_kd, label_names: Sequence[str], classes: Sequence[int], gold: int | None = None, *,
+    ax: Axes | None = None,
 ) -> Axes:
     """Per intent, the gradient each weighted term sends to one example's logit (negative: descent raises it).
 

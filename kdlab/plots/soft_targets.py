@@ -151,8 +151,10 @@ def plot_softmax_toy(
 
 
 @_draws_on_axes(figsize=(8, 5))
-def plot_distribution(probs: np.ndarray, label_names: Sequence[str], gold: int | None = None, top_k: int = 10,
-    title: str | None = None, color: str = OKABE_ITO["blue"], xmax: float | None = 1.0, show_uniform: bool = False, *, ax: Axes | None = None,
+def plot_distribution(
+    probs: np.ndarray, label_names: Sequence[str], gold: int | None = None, top_k: int = 10,
+    title: str | None = None, color: str = OKABE_ITO["blue"], xmax: float | None = 1.0, show_uniform: bool = False,
+    *, ax: Axes | None = None,
 ) -> Axes:
     """Horizontal bars of the top-k classes by name, highest on top; the gold intent in vermillion.
 
@@ -204,7 +206,8 @@ def plot_distribution(probs: np.ndarray, label_names: Sequence[str], gold: int |
 
 
 @_draws_on_axes(figsize=(10, 5.5))
-def plot_entropy_vs_temperature(logits: np.ndarray, temperatures: Sequence[float] | None = None, label: str = "teacher",
+def plot_entropy_vs_temperature(
+    logits: np.ndarray, temperatures: Sequence[float] | None = None, label: str = "teacher",
     color: str = OKABE_ITO["blue"], show_max: bool = True, *, ax: Axes | None = None,
 ) -> Axes:
     """Mean per-example entropy (bits) against T on a log axis, with the 10–90 % band of examples.
@@ -231,7 +234,8 @@ def plot_entropy_vs_temperature(logits: np.ndarray, temperatures: Sequence[float
 
 
 @_draws_on_axes(figsize=(11, 9.5))
-def plot_similarity_map(similarity: np.ndarray, label_names: Sequence[str], classes: Sequence[int] | None = None,
+def plot_similarity_map(
+    similarity: np.ndarray, label_names: Sequence[str], classes: Sequence[int] | None = None,
     title: str = "Which intents the teacher thinks look alike", hide_diagonal: bool = True, cmap: str = "viridis",
     colorbar_label: str = "average probability (symmetrised)", *, ax: Axes | None = None,
 ) -> Axes:

@@ -52,7 +52,8 @@ def top_confusions(predictions: np.ndarray, labels: np.ndarray, label_names: Seq
 
 
 @_draws_on_axes(figsize=(11, 5.5))
-def plot_token_vectors(hidden: np.ndarray, tokens: Sequence[str], pooled: np.ndarray | None = None, dims: int = 32,
+def plot_token_vectors(
+    hidden: np.ndarray, tokens: Sequence[str], pooled: np.ndarray | None = None, dims: int = 32,
     title: str = "One vector per WordPiece token, and their average", *, ax: Axes | None = None,
 ) -> Axes:
     """Heat map of token vectors (rows) with the mean-pooled sentence vector as the last row.
@@ -84,7 +85,8 @@ def plot_token_vectors(hidden: np.ndarray, tokens: Sequence[str], pooled: np.nda
 
 
 @_draws_on_axes(figsize=(11, 9.5))
-def plot_confusions(predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str], count: int = 12,
+def plot_confusions(
+    predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str], count: int = 12,
     title: str | None = None, *, ax: Axes | None = None,
 ) -> Axes:
     """Confusion counts among the `count` intents involved in the most mistakes (diagonal greyed out).

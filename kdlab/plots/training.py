@@ -80,8 +80,9 @@ def per_class_accuracy(predictions, labels, num_classes: int) -> np.ndarray:
 
 
 @_draws_on_axes(figsize=(10, 6.5))
-def plot_per_class_change(before, after, label_names: Sequence[str], count: int = 12,
-    before_name: str = "CE only", after_name: str = "KD", *, ax: Axes | None = None,
+def plot_per_class_change(
+    before, after, label_names: Sequence[str], count: int = 12, before_name: str = "CE only",
+    after_name: str = "KD", *, ax: Axes | None = None,
 ) -> Axes:
     """Diverging bars: the intents whose accuracy changed most between two models, gains and losses, by name.
 

@@ -28,8 +28,7 @@ def _tuning_frame(rows, columns: Sequence[str], name: str = "rows"):
 
 
 @_draws_on_axes(figsize=(8, 6.5))
-def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *, ax: Axes | None = None,
-) -> Axes:
+def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *, ax: Axes | None = None) -> Axes:
     """Mean dev accuracy for every (T, λ) as a heat map; each cell says 'mean ± std over seeds'; the best cell is outlined.
 
     `rows` are kdlab.tuning.sweep_temperature_lambda rows (temperature, lam, seed, dev_accuracy). The outlined cell
@@ -85,8 +84,9 @@ def _budget_summary(frame):
 
 
 @_draws_on_axes(figsize=(12, 6.5))
-def plot_label_budget(rows, live_rows=None, teacher_accuracy: float | None = None,
-                      title: str | None = None, live_name: str = "this notebook", *, ax: Axes | None = None,
+def plot_label_budget(
+    rows, live_rows=None, teacher_accuracy: float | None = None, title: str | None = None,
+    live_name: str = "this notebook", *, ax: Axes | None = None,
 ) -> Axes:
     """Dev accuracy against the number of labelled training queries (log axis), CE only vs KD, gap written above.
 
@@ -273,8 +273,7 @@ def remedy_table(rows):
 
 
 @_draws_on_axes(figsize=(10, 5.5))
-def plot_remedy_summary(rows, title: str | None = None, *, ax: Axes | None = None,
-) -> Axes:
+def plot_remedy_summary(rows, title: str | None = None, *, ax: Axes | None = None) -> Axes:
     """Dot plot: for each remedy, dev accuracy of the kept model with CE only and with KD, joined by a line.
 
     Introduced in notebook 05 (05-Validation-and-Tuning).
