@@ -65,9 +65,9 @@ def _clamp_note(slider) -> str:
     value, low, high = float(slider.value), slider.base ** slider.min, slider.base ** slider.max
     asked = getattr(slider, "asked_for", value)
     if value >= high * (1 - 1e-9):
-        end, bound = "most", high
+        end = "most"
     elif value <= low * (1 + 1e-9):
-        end, bound = "least", low
+        end = "least"
     else:
         return ""
     clamped = abs(asked - value) > 1e-9 * max(1.0, abs(value))
