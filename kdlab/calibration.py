@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .checks import check_temperature
+
 
 @dataclass
 class ReliabilityBins:
@@ -34,7 +36,7 @@ def reliability_bins(logits: Tensor, labels: Tensor, bins: int = 15, temperature
     logits, labels = _check(logits, labels)
     if not isinstance(bins, int) or bins < 1:
         raise ValueError(f"bins must be an integer ≥ 1, got {bins!r}")
-    _check_temperature(temperature)
+    temperature = check_temperature(temperature)
     probs = torch.softmax(logits.double() / temperature, dim=1)
     confidence, predicted = probs.max(dim=1)
     correct = (predicted == labels).double()
@@ -57,7 +59,7 @@ def expected_calibration_error(logits: Tensor, labels: Tensor, bins: int = 15, t
 
 def mean_confidence(logits: Tensor, temperature: float = 1.0) -> float:
     """Average top-1 probability: compare with accuracy to see over- or under-confidence at a glance."""
-    _check_temperature(temperature)
+    temperature = check_temperature(temperature)
     return float(torch.softmax(logits.double() / temperature, dim=1).max(dim=1).values.mean())
 
 
@@ -68,11 +70,6 @@ def top1_agreement(logits_a: Tensor, logits_b: Tensor) -> float:
     if len(logits_a) == 0:
         raise ValueError("no examples: pass at least one row of logits")
     return float((logits_a.argmax(dim=1) == logits_b.argmax(dim=1)).double().mean())
-
-
-def _check_temperature(temperature: float) -> None:
-    if not temperature > 0:  # also refuses NaN, which would turn every probability into NaN
-        raise ValueError(f"temperature must be > 0, got {temperature}")
 
 
 def _check(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

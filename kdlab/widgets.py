@@ -1,4 +1,4 @@
-"""Interactive pieces of the lessons: the environment check and the temperature explorer.
+"""Interactive pieces of the lessons: the temperature explorer, the loss explorer and the training dashboard.
 
 Widgets redraw a plain matplotlib Figure into an ipywidgets.Output (no ipympl needed), and keep
 the numbers behind the current picture as attributes, so tests can move a control and check them.
@@ -6,19 +6,21 @@ the numbers behind the current picture as attributes, so tests can move a contro
 
 from __future__ import annotations
 
-import os
-import platform
 import time
-from importlib import metadata
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from . import plots
+from .checks import check_lam, check_temperature
+from .plots.style import _as_2d, _pair
 
 
 def show_figure(figure, output, dpi: int = 90) -> None:
-    """Replace what an ipywidgets.Output shows with a figure, as a PNG (works without `%matplotlib inline`)."""
+    """Replace what an ipywidgets.Output shows with a figure, as a PNG (works without `%matplotlib inline`).
+
+    Introduced in notebook 02 (02-Soft-Targets-and-Temperature), used by `TemperatureExplorer` (and every widget here).
+    """
     import base64
     import io
 
@@ -32,82 +34,44 @@ def show_figure(figure, output, dpi: int = 90) -> None:
     },)
 
 
-# --- environment check (notebook 00) ---
+# --- the T slider both explorers share: it clamps, and says so ---
 
-def environment_report() -> dict:
-    """What is installed and whether the offline teacher and the data are found, so setup problems show early."""
-    report: dict = {"python": platform.python_version()}
-    for package in ("torch", "transformers", "datasets", "ipywidgets", "matplotlib", "numpy"):
-        try:
-            report[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            report[package] = None
-    try:
-        import torch
+def _temperature_slider(temperature: float, low: float, high: float, **options):
+    """A log slider for T in [low, high] that remembers the T it was last asked for (`.asked_for`).
 
-        report["device"] = f"GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU"
-        report["torch_threads"] = torch.get_num_threads()
-    except ImportError:
-        report["device"], report["torch_threads"] = None, None
-    report["cpu_count"] = os.cpu_count()
-    report["hf_offline"] = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    A slider clamps what lies outside its range: ipywidgets' Python side when code sets `.value` (or the explorer is
+    built with such a T), the browser when a learner types into the readout. `_clamp_note` turns that into words,
+    so a T of 80 shows as "T = 50 (the most this slider allows; you asked for 80)" instead of passing unnoticed.
+    """
+    import ipywidgets as w
+    from traitlets import validate
 
-    from .teacher import packaged_teacher_path
+    class TemperatureSlider(w.FloatLogSlider):
+        @validate("value")
+        def _validate_value(self, proposal):
+            self.asked_for = float(proposal["value"])
+            return super()._validate_value(proposal)
 
-    try:
-        report["teacher_path"], report["teacher_found"], report["teacher_problem"] = str(packaged_teacher_path()), True, None
-    except (FileNotFoundError, ValueError) as problem:
-        report["teacher_path"], report["teacher_found"], report["teacher_problem"] = None, False, str(problem)
-
-    from .data import load_splits
-
-    try:
-        splits = load_splits()
-        report["data_found"], report["data_problem"] = True, None
-        report["data_sizes"] = {name: len(part) for name, part in splits.items()}
-        report["num_classes"] = len(splits["train"].features["label"].names)
-    except (FileNotFoundError, ValueError) as problem:
-        report["data_found"], report["data_problem"], report["data_sizes"], report["num_classes"] = False, str(problem), None, None
-
-    from .cache import cache_root
-
-    root = cache_root()
-    report["cache_folder"] = str(root)
-    report["cache_files"] = sorted(p.name for p in root.glob("teacher-*.safetensors")) if root.exists() else []
-    report["ready"] = bool(report["torch"] and report["transformers"] and report["teacher_found"] and report["data_found"])
-    return report
+    temperature = check_temperature(temperature)
+    # Built at the clamped value (ipywidgets may check a value before it has set min and max), then told what was asked.
+    slider = TemperatureSlider(value=min(max(temperature, low), high), base=10, min=np.log10(low), max=np.log10(high),
+                               step=0.01, **options)
+    slider.asked_for = temperature
+    return slider
 
 
-def environment_summary(report: dict | None = None) -> str:
-    """The environment report as a few readable lines with ✔ / ✘, for the welcome notebook."""
-    report = environment_report() if report is None else report
-
-    def mark(ok) -> str:
-        return "✔" if ok else "✘"
-
-    packages = ", ".join(f"{name} {report.get(name) or 'MISSING'}" for name in
-                         ("torch", "transformers", "datasets", "ipywidgets", "matplotlib"))
-    lines = [
-        f"{mark(True)} Python {report['python']}",
-        f"{mark(report.get('torch') and report.get('transformers'))} {packages}",
-        f"{mark(True)} compute: {report.get('device')} ({report.get('cpu_count')} CPU cores, torch uses {report.get('torch_threads')} threads)",
-    ]
-    if report["teacher_found"]:
-        lines.append(f"{mark(True)} offline teacher (MiniLM-L6-H384) found, weights verified: {report['teacher_path']}")
+def _clamp_note(slider) -> str:
+    """'' inside the slider's range; at either end, which end it is and, if a T beyond it was asked for, that T."""
+    value, low, high = float(slider.value), slider.base ** slider.min, slider.base ** slider.max
+    asked = getattr(slider, "asked_for", value)
+    if value >= high * (1 - 1e-9):
+        end = "most"
+    elif value <= low * (1 + 1e-9):
+        end = "least"
     else:
-        lines.append(f"{mark(False)} offline teacher NOT found: {report['teacher_problem']}")
-    if report["data_found"]:
-        sizes = ", ".join(f"{k} {v:,}" for k, v in report["data_sizes"].items())
-        lines.append(f"{mark(True)} Banking77 data found: {report['num_classes']} intents; {sizes} queries")
-    else:
-        lines.append(f"{mark(False)} data NOT found: {report['data_problem']}")
-    if report["cache_files"]:
-        lines.append(f"{mark(True)} teacher cache present ({len(report['cache_files'])} file(s) in {report['cache_folder']})")
-    else:
-        lines.append(f"• teacher cache not built yet: notebook 01 builds it (about 1–2 min, once)")
-    lines.append("READY: every lesson can run offline." if report["ready"] else
-                 "NOT READY: fix the ✘ lines above (see the README's setup commands).")
-    return "\n".join(lines)
+        return ""
+    clamped = abs(asked - value) > 1e-9 * max(1.0, abs(value))
+    return f" (the {end} this slider allows" + (f"; you asked for {asked:g}" if clamped else "") + ")"
 
 
 # --- temperature explorer (notebook 02, reused with a student in notebook 04) ---
@@ -123,6 +87,10 @@ class TemperatureExplorer:
     The figure is `figsize` = (width, height) inches (default: 11 wide for one model, 7.5 per model for
     more; a height of None follows top-k) drawn at `dpi` pixels per inch, so its PNG is figsize × dpi pixels. The default dpi=90
     keeps redraws quick on a 1-CPU Binder; for a projector, raise dpi (e.g. 140) for a larger, crisp picture.
+
+    A T outside the slider's range (0.1 to 50) is clamped to its nearer end, and the readout says so.
+
+    Introduced in notebook 02 (02-Soft-Targets-and-Temperature), made by `temperature_explorer`; notebook 04 reuses it with a student.
     """
 
     MAX_OPTIONS = 300  # a dropdown with thousands of entries is slow in the browser; the search box narrows it
@@ -144,7 +112,7 @@ class TemperatureExplorer:
 
         if not logits:
             raise ValueError("logits must hold at least one model's logits, e.g. {'teacher': cache.logits['test']}")
-        self.logits = {name: plots._as_2d(values, f"logits['{name}']") for name, values in logits.items()}
+        self.logits = {name: _as_2d(values, f"logits['{name}']") for name, values in logits.items()}
         shapes = {values.shape for values in self.logits.values()}
         if len(shapes) != 1:
             raise ValueError(f"every model's logits must have the same shape (examples, classes), got {sorted(shapes)}")
@@ -158,7 +126,7 @@ class TemperatureExplorer:
         self.texts = [f"example {i}" for i in range(num_examples)] if texts is None else [str(t) for t in texts]
         if len(self.texts) != num_examples:
             raise ValueError(f"texts has {len(self.texts)} entries but logits have {num_examples} rows")
-        plots._check_temperature(temperature)
+        check_temperature(temperature)
         if not isinstance(top_k, (int, np.integer)) or top_k < 1:
             raise ValueError(f"top_k must be an integer ≥ 1, got {top_k!r}")
         if not 0 <= index < num_examples:
@@ -185,9 +153,8 @@ class TemperatureExplorer:
         if index not in [value for _, value in self.example.options]:
             self.example.options = [(self._option_label(index), index)] + list(self.example.options)
             self.example.value = index
-        self.temperature = w.FloatLogSlider(value=temperature, base=10, min=-1, max=np.log10(50), step=0.01,
-                                            description="T:", readout_format=".2f", continuous_update=False,
-                                            layout=w.Layout(width="62%"))
+        self.temperature = _temperature_slider(temperature, 0.1, 50.0, description="T:", readout_format=".2f",
+                                               continuous_update=False, layout=w.Layout(width="62%"))
         self.top_k = w.IntSlider(value=min(int(top_k), num_classes), min=1, max=min(20, num_classes),
                                  description="top-k bars:", continuous_update=False, layout=w.Layout(width="38%"))
         self.stats = w.HTML()
@@ -242,7 +209,7 @@ class TemperatureExplorer:
         parts.append(f"<span style='color:#555'>flat (uniform): {np.log2(num_classes):.2f} bits = {num_classes} "
                      f"effective classes, every bar at 1/{num_classes} (dashed line)</span>")
         self.stats.value = (f"<div style='font-size:1.1em'>Query: <i>“{self.texts[i]}”</i> — gold intent "
-                            f"<b style='color:{plots.GOLD_COLOR}'>{self.label_names[gold]}</b> at T = {t:.2f}<br>"
+                            f"<b style='color:{plots.GOLD_COLOR}'>{self.label_names[gold]}</b> at T = {t:.2f}{_clamp_note(self.temperature)}<br>"
                             + "<br>".join(parts) + "</div>")
         self.figure = self._make_figure(i, t, gold)
         if self.draw:
@@ -299,6 +266,8 @@ def temperature_explorer(
 
     dpi and figsize set the picture's size (figsize × dpi pixels): keep the quick default in notebooks,
     use e.g. dpi=140 for a projector. See TemperatureExplorer.
+
+    Introduced in notebook 02 (02-Soft-Targets-and-Temperature); notebook 04 reuses it with a student's logits.
     """
     if split not in cache.logits:
         raise ValueError(f"split must be one of {sorted(cache.logits)}, got {split!r}")
@@ -341,6 +310,9 @@ class LossExplorer:
     gradient to show). `.current` holds the numbers behind the picture: lam, temperature, example, ce,
     kd (= T²·KL), total (= λ·CE + (1−λ)·T²·KL), and grad_ce / grad_kd / grad_total: the gradient of
     λ·CE, of (1−λ)·T²·KL and of the total with respect to that query's logits, per example (×batch size).
+    A T outside the slider's range (0.25 to 50) is clamped to its nearer end, and the readout says so.
+
+    Introduced in notebook 03 (03-The-Distillation-Loss), made by `loss_explorer`.
     """
 
     def __init__(
@@ -359,7 +331,7 @@ class LossExplorer:
         import ipywidgets as w
         import torch
 
-        self.student_logits, self.teacher_logits = plots._pair(student_logits, teacher_logits)
+        self.student_logits, self.teacher_logits = _pair(student_logits, teacher_logits)
         batch, num_classes = self.student_logits.shape
         self.labels = torch.as_tensor(np.asarray(labels)).long().ravel()
         if self.labels.shape != (batch,):
@@ -372,9 +344,8 @@ class LossExplorer:
         self.texts = [f"example {i}" for i in range(batch)] if texts is None else [str(t) for t in texts]
         if len(self.texts) != batch:
             raise ValueError(f"texts has {len(self.texts)} entries but the logits have {batch} rows")
-        if not 0.0 <= lam <= 1.0:
-            raise ValueError(f"lam (the weight on the hard-label CE term) must be in [0, 1], got {lam!r}")
-        plots._check_temperature(temperature)
+        lam = check_lam(lam)
+        check_temperature(temperature)
         if not 0 <= example < batch:
             raise ValueError(f"example must be in [0, {batch}), got {example}")
         if not isinstance(top_k, (int, np.integer)) or top_k < 1:
@@ -386,8 +357,8 @@ class LossExplorer:
 
         self.lam = w.FloatSlider(value=lam, min=0.0, max=1.0, step=0.05, description="λ (on CE):",
                                  continuous_update=False, readout_format=".2f", style={"description_width": "initial"})
-        self.temperature = w.FloatLogSlider(value=temperature, base=10, min=np.log10(0.25), max=np.log10(50), step=0.01,
-                                            description="T:", readout_format=".2f", continuous_update=False)
+        self.temperature = _temperature_slider(temperature, 0.25, 50.0, description="T:", readout_format=".2f",
+                                               continuous_update=False)
         self.example = w.Dropdown(options=[(f"#{i}  {self.texts[i]}", i) for i in range(batch)], value=example,
                                   description="Query:", layout=w.Layout(width="95%"))
         self.stats = w.HTML()
@@ -431,7 +402,7 @@ class LossExplorer:
         pull = np.abs(c["grad_kd"]).sum() / max(np.abs(c["grad_ce"]).sum() + np.abs(c["grad_kd"]).sum(), 1e-12)
         self.stats.value = (
             f"<div style='font-size:1.1em'>λ = <b>{lam:.2f}</b> on the hard-label CE, 1 − λ = <b>{1 - lam:.2f}</b> on "
-            f"T²·KL, at T = <b>{t:.2f}</b>: CE = {c['ce']:.3f}, T²·KL = {c['kd']:.3f}, total = <b>{c['total']:.3f}</b>"
+            f"T²·KL, at T = <b>{t:.2f}</b>{_clamp_note(self.temperature)}: CE = {c['ce']:.3f}, T²·KL = {c['kd']:.3f}, total = <b>{c['total']:.3f}</b>"
             f" (mean over {batch} queries).<br>For the query below, the soft term supplies <b>{100 * pull:.0f}%</b> of "
             f"the gradient's size (sum of |∂/∂z| over all {len(c['grad_ce'])} intents).</div>")
         self.figure = self._make_figure()
@@ -467,7 +438,10 @@ def loss_explorer(
     top_k: int = 6,
     draw: bool = True,
 ) -> LossExplorer:
-    """λ and T sliders on a real batch: both loss terms, their total, and the gradient each sends to one query."""
+    """λ and T sliders on a real batch: both loss terms, their total, and the gradient each sends to one query.
+
+    Introduced in notebook 03 (03-The-Distillation-Loss).
+    """
     return LossExplorer(student_logits, teacher_logits, labels, label_names, texts=texts, lam=lam,
                         temperature=temperature, example=example, top_k=top_k, draw=draw)
 
@@ -481,6 +455,8 @@ class TrainingDashboard:
     on_epoch_end. `.series[name]` holds the plotted columns (epoch, loss, ce, kd, dev_accuracy),
     `.bars[name]` the run's epoch progress bar and `.figure` the last figure drawn. One bar step per
     epoch (not per batch) keeps the kernel's message stream small, so headless runs (nbval) keep up.
+
+    Introduced in notebook 04 (04-Training-the-Student), made by `training_dashboard`.
     """
 
     REDRAW_SECONDS = 2.0
@@ -552,5 +528,8 @@ class TrainingDashboard:
 
 
 def training_dashboard(epochs: int | None = None, teacher_accuracy: float | None = None, draw: bool = True) -> TrainingDashboard:
-    """A live learning-curve panel; hand `.callback(name)` to train_student(on_epoch_end=...)."""
+    """A live learning-curve panel; hand `.callback(name)` to train_student(on_epoch_end=...).
+
+    Introduced in notebook 04 (04-Training-the-Student).
+    """
     return TrainingDashboard(epochs=epochs, teacher_accuracy=teacher_accuracy, draw=draw)

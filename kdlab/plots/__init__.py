@@ -1,0 +1,57 @@
+"""Figures the lessons share, one module per lesson, with the palette and helpers every module uses in `style`.
+
+Every plot draws on the Axes you pass (`ax=`, or first as the notebooks do; `axes=` for multi-panel figures) or makes
+its own Figure, and returns what it drew on: one-panel plots return the Axes, multi-panel plots the Figure. So
+notebooks, widgets and tests use the same code, headless. Class names, not indices, go on the axes; each function's
+docstring names the notebook that introduces it. `from kdlab import plots; plots.X` reaches every public name.
+
+    style         palette, font size, colours per loss term and per model family
+    teacher       notebook 01: token vectors, confusions
+    soft_targets  notebook 02 (previewed in 00): softmax at T, entropy, which intents look alike
+    loss          notebook 03: the two targets, why T², the high-T limit, the loss explorer's panels
+    training      notebook 04: learning curves, per-intent change
+    tuning        notebook 05: T × λ sweeps, label budgets, capacity, overfitting remedies
+    deployment    notebook 06: accuracy vs latency
+    beyond        notebook 07: an omitted intent, calibration, DistilBERT-style students
+"""
+
+from __future__ import annotations
+
+from .style import (
+    OKABE_ITO, MODEL_COLORS, GOLD_COLOR, FONT_SIZE, CE_COLOR, KD_COLOR, FAMILY_COLORS, OTHER_FAMILY_COLORS
+)
+from .teacher import confusion_counts, top_confusions, plot_token_vectors, plot_confusions
+from .soft_targets import (
+    softmax, entropy_bits, effective_classes, entropy_curve, average_soft_targets, class_similarity,
+    most_similar_classes, plot_softmax_toy, plot_distribution, plot_entropy_vs_temperature, plot_similarity_map
+)
+from .loss import (
+    kd_gradient_norms, logit_matching_gap, plot_two_targets, plot_gradient_vs_temperature,
+    plot_logit_matching_limit, plot_loss_parts, plot_logit_gradients
+)
+from .training import CURVE_COLUMNS, curve_series, plot_learning_curves, per_class_accuracy, plot_per_class_change
+from .tuning import (
+    plot_sweep_heatmap, plot_label_budget, plot_capacity, REMEDY_COLUMNS, plot_remedy_curves, remedy_table,
+    plot_remedy_summary
+)
+from .deployment import plot_accuracy_vs_latency
+from .beyond import (
+    plot_soft_mass_on_class, plot_bias_shift_scan, OMITTED_CLASS_BARS, plot_omitted_class_recall,
+    plot_reliability_diagram, plot_reliability_diagrams, CALIBRATION_PANELS, plot_calibration_vs_temperature,
+    DISTILBERT_STARTS, DISTILBERT_LOSSES, plot_distilbert_comparison
+)
+
+__all__ = [
+    "OKABE_ITO", "MODEL_COLORS", "GOLD_COLOR", "FONT_SIZE", "CE_COLOR", "KD_COLOR", "FAMILY_COLORS",
+    "OTHER_FAMILY_COLORS", "confusion_counts", "top_confusions", "plot_token_vectors", "plot_confusions", "softmax",
+    "entropy_bits", "effective_classes", "entropy_curve", "average_soft_targets", "class_similarity",
+    "most_similar_classes", "plot_softmax_toy", "plot_distribution", "plot_entropy_vs_temperature",
+    "plot_similarity_map", "kd_gradient_norms", "logit_matching_gap", "plot_two_targets",
+    "plot_gradient_vs_temperature", "plot_logit_matching_limit", "plot_loss_parts", "plot_logit_gradients",
+    "CURVE_COLUMNS", "curve_series", "plot_learning_curves", "per_class_accuracy", "plot_per_class_change",
+    "plot_sweep_heatmap", "plot_label_budget", "plot_capacity", "REMEDY_COLUMNS", "plot_remedy_curves",
+    "remedy_table", "plot_remedy_summary", "plot_accuracy_vs_latency", "plot_soft_mass_on_class",
+    "plot_bias_shift_scan", "OMITTED_CLASS_BARS", "plot_omitted_class_recall", "plot_reliability_diagram",
+    "plot_reliability_diagrams", "CALIBRATION_PANELS", "plot_calibration_vs_temperature", "DISTILBERT_STARTS",
+    "DISTILBERT_LOSSES", "plot_distilbert_comparison"
+]

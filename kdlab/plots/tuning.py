@@ -1,0 +1,301 @@
+"""Notebook 05's figures: T × λ sweeps, label budgets, student sizes, overfitting remedies.
+
+Every function takes the rows kdlab.tuning (or a benchmark JSON's "rows") produces.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .style import CE_COLOR, FONT_SIZE, KD_COLOR, OKABE_ITO, _draws_on_axes, _family_color, _new_axes_grid
+
+
+def _tuning_frame(rows, columns: Sequence[str], name: str = "rows"):
+    """Rows (a DataFrame or a list of dicts, e.g. a benchmark JSON's 'rows') as a DataFrame with the needed columns."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        raise ValueError(f"{name} must contain at least one row")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} is missing the columns {missing}; it has {list(frame.columns)}")
+    return frame
+
+
+@_draws_on_axes(figsize=(8, 6.5))
+def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *, ax: Axes | None = None) -> Axes:
+    """Mean dev accuracy for every (T, λ) as a heat map; each cell says 'mean ± std over seeds'; the best cell is outlined.
+
+    `rows` are kdlab.tuning.sweep_temperature_lambda rows (temperature, lam, seed, dev_accuracy). The outlined cell
+    is kdlab.tuning.best_setting's choice, so the picture and the chosen setting always agree.
+
+    Introduced in notebook 05 (05-Validation-and-Tuning).
+    """
+    from matplotlib.patches import Rectangle
+
+    from ..tuning import best_setting, summarize
+
+    frame = _tuning_frame(rows, ("temperature", "lam", "seed", "dev_accuracy"))
+    summary = summarize(frame, ["temperature", "lam"])
+    temperatures, lams = sorted(summary["temperature"].unique()), sorted(summary["lam"].unique())
+    mean = 100 * summary.pivot(index="temperature", columns="lam", values="mean").reindex(index=temperatures, columns=lams)
+    std = 100 * summary.pivot(index="temperature", columns="lam", values="std").reindex(index=temperatures, columns=lams)
+    image = ax.imshow(mean.to_numpy(), cmap="cividis", origin="lower", aspect="auto")
+    low, high = np.nanmin(mean.to_numpy()), np.nanmax(mean.to_numpy())
+    seeds = int(frame["seed"].nunique())
+    for i in range(len(temperatures)):
+        for j in range(len(lams)):
+            value = mean.iat[i, j]
+            if np.isnan(value):
+                continue
+            # dark text on the light (yellow) end of cividis, white on the dark (blue) end
+            light = high > low and (value - low) / (high - low) > 0.55
+            text = f"{value:.1f}" + (f"\n± {std.iat[i, j]:.1f}" if seeds > 1 else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=FONT_SIZE - 1,
+                    color=OKABE_ITO["black"] if light else "white")
+    best = best_setting(frame)
+    ax.add_patch(Rectangle((lams.index(best["lam"]) - 0.5, temperatures.index(best["temperature"]) - 0.5), 1, 1,
+                           fill=False, edgecolor=OKABE_ITO["vermillion"], linewidth=3.5, label="best mean on dev"))
+    ax.set_xticks(range(len(lams)), [f"{lam:g}" for lam in lams], fontsize=FONT_SIZE)
+    ax.set_yticks(range(len(temperatures)), [f"{t:g}" for t in temperatures], fontsize=FONT_SIZE)
+    ax.set_xlabel("λ = weight on the hard-label CE term (1 − λ on the soft term)", fontsize=FONT_SIZE)
+    ax.set_ylabel("temperature T", fontsize=FONT_SIZE)
+    spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed"
+    ax.set_title(title or f"Dev accuracy [%] for each T × λ ({spread})", fontsize=FONT_SIZE + 1)
+    if colorbar:
+        bar = ax.figure.colorbar(image, ax=ax, shrink=0.9)
+        bar.set_label("mean dev accuracy [%]", fontsize=FONT_SIZE)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.14), fontsize=FONT_SIZE - 2, frameon=False)
+    return ax
+
+
+def _budget_summary(frame):
+    """Mean and std (0 for one seed) of dev accuracy per (labels_per_class, labelled, method), fewest labels first."""
+    summary = (frame.groupby(["labels_per_class", "labelled", "method"], sort=False)["dev_accuracy"]
+               .agg(["mean", "std"]).reset_index())
+    summary["std"] = summary["std"].fillna(0.0)
+    summary["labelled"] = summary["labelled"].astype(int)  # grouping next to the mixed K column ('all') leaves objects
+    return summary.sort_values(["labelled", "method"], kind="stable").reset_index(drop=True)
+
+
+@_draws_on_axes(figsize=(12, 6.5))
+def plot_label_budget(
+    rows, live_rows=None, teacher_accuracy: float | None = None, title: str | None = None,
+    live_name: str = "this notebook", *, ax: Axes | None = None,
+) -> Axes:
+    """Dev accuracy against the number of labelled training queries (log axis), CE only vs KD, gap written above.
+
+    `rows` are kdlab.tuning.low_label_curve rows (labels_per_class, labelled, method, seed, dev_accuracy); error bars
+    are the std over seeds. `live_rows` (same columns, e.g. this notebook's own small run) are drawn as hollow markers
+    labelled `live_name`.
+
+    Introduced in notebook 05 (05-Validation-and-Tuning).
+    """
+    frame = _tuning_frame(rows, ("labels_per_class", "labelled", "method", "seed", "dev_accuracy"))
+    summary = _budget_summary(frame)
+    colors = {"CE only": CE_COLOR, "KD": KD_COLOR}
+    seeds = int(frame["seed"].nunique())
+    for method, part in summary.groupby("method", sort=False):
+        ax.errorbar(part["labelled"], 100 * part["mean"], yerr=100 * part["std"], color=colors.get(method, OKABE_ITO["grey"]),
+                    marker="o", markersize=8, linewidth=2.5, capsize=4,
+                    label=f"{method} (benchmark, {'mean ± std over ' + str(seeds) + ' seeds' if seeds > 1 else '1 seed'})")
+    wide = summary.pivot(index="labelled", columns="method", values="mean")
+    if {"CE only", "KD"} <= set(wide.columns):
+        for labelled, row in wide.iterrows():
+            # a dotted bracket from CE to KD, the gap written beside its middle
+            ce, kd = 100 * row["CE only"], 100 * row["KD"]
+            ax.plot([labelled, labelled], [ce, kd], color=OKABE_ITO["grey"], linestyle=":", linewidth=1.5, zorder=1)
+            ax.annotate(f"{kd - ce:+.1f}", (labelled, (ce + kd) / 2), xytext=(9, 0), textcoords="offset points",
+                        ha="left", va="center", fontsize=FONT_SIZE, fontweight="bold", color=OKABE_ITO["black"])
+    if live_rows is not None:
+        live = _budget_summary(_tuning_frame(live_rows, ("labels_per_class", "labelled", "method", "seed", "dev_accuracy"),
+                                             "live_rows"))
+        for method, part in live.groupby("method", sort=False):
+            ax.scatter(part["labelled"], 100 * part["mean"], s=160, facecolor="white", linewidth=2.5, zorder=4,
+                       edgecolor=colors.get(method, OKABE_ITO["grey"]), marker="D", label=f"{method} ({live_name})")
+    if teacher_accuracy is not None:
+        ax.axhline(100 * teacher_accuracy, color=OKABE_ITO["black"], linestyle="--", linewidth=1.5,
+                   label=f"teacher ({100 * teacher_accuracy:.1f}%)")
+    ticks = summary.drop_duplicates("labelled")
+    ax.set_xscale("log")
+    ax.set_xlim(ticks["labelled"].min() / 1.4, ticks["labelled"].max() * 1.6)  # room for the gap on the right
+    ax.set_xticks(ticks["labelled"], [f"{k}/intent\n{n:,}" if k != "all" else f"all\n{n:,}"
+                                      for k, n in zip(ticks["labels_per_class"], ticks["labelled"])], fontsize=FONT_SIZE - 1)
+    ax.minorticks_off()
+    low = 100 * (summary["mean"] - summary["std"]).min()
+    ax.set_ylim(max(0.0, low - 8), 100)
+    ax.set_xlabel("labelled training queries (log scale): K per intent, and in total", fontsize=FONT_SIZE)
+    ax.set_ylabel("dev accuracy [%]", fontsize=FONT_SIZE)
+    ax.set_title(title or "Few labels: CE only vs KD with the rest of train as unlabelled transfer set\n"
+                          "(bold numbers: KD − CE in percentage points)", fontsize=FONT_SIZE + 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=FONT_SIZE - 2, loc="lower right")
+    return ax
+
+
+def _short_student_name(name: str, kind: str) -> str:
+    return name[len(kind):].strip() if name.startswith(kind) else name
+
+
+def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = None, title: str | None = None, *,
+                  axes=None) -> Figure:
+    """Students of several sizes: dev accuracy against parameters (left) and against inference speed (right).
+
+    `rows` are kdlab.tuning.capacity_curve rows (student, kind, params, method, seed, dev_accuracy, examples_per_s).
+    One colour per family (kind); KD solid with filled markers, CE only dashed with hollow ones (markers only on the
+    speed panel); each KD point is named. `teacher` = {"params": ..., "dev_accuracy": ...} adds the teacher as a star and a dashed line.
+
+    Draws on `axes` (two Axes: by size, by speed) when given, else on `figure`, else on a new Figure;
+    returns the Figure that holds them.
+
+    Introduced in notebook 05 (05-Validation-and-Tuning).
+    """
+    frame = _tuning_frame(rows, ("student", "kind", "params", "method", "seed", "dev_accuracy", "examples_per_s"))
+    summary = (frame.groupby(["kind", "student", "method"], sort=False)
+               .agg(params=("params", "first"), accuracy=("dev_accuracy", "mean"), speed=("examples_per_s", "mean"))
+               .reset_index())
+    # speed belongs to the architecture, not the training: one number per student (mean of its runs)
+    summary["speed"] = summary.groupby("student")["speed"].transform("mean")
+    figure, (by_params, by_speed) = _new_axes_grid(axes, figure, (1, 2), (16, 6.2), "plot_capacity", sharey=True)
+    for kind, family in summary.groupby("kind", sort=False):
+        color = _family_color(kind, list(summary["kind"]))
+        for method, part in family.groupby("method", sort=False):
+            part = part.sort_values("params")
+            kd = method == "KD"
+            style = dict(color=color, marker="o", markersize=9, linewidth=2.5 if kd else 1.8,
+                         linestyle="-" if kd else "--", markerfacecolor=color if kd else "white", markeredgewidth=2)
+            by_params.plot(part["params"], 100 * part["accuracy"], label=f"{kind}, {method}", **style)
+            # no lines on the speed panel: speed need not grow monotonically with size, and lines would zigzag
+            by_speed.plot(part["speed"], 100 * part["accuracy"], **(style | {"linestyle": "none"}))
+            if kd:
+                for _, row in part.iterrows():
+                    for ax, x in ((by_params, row["params"]), (by_speed, row["speed"])):
+                        ax.annotate(_short_student_name(row["student"], kind), (x, 100 * row["accuracy"]),
+                                    xytext=(6, 7), textcoords="offset points", fontsize=FONT_SIZE - 3, color=color)
+    if teacher is not None:
+        accuracy = 100 * teacher["dev_accuracy"]
+        for ax in (by_params, by_speed):
+            ax.axhline(accuracy, color=OKABE_ITO["black"], linestyle=":", linewidth=1.5)
+        by_params.scatter([teacher["params"]], [accuracy], marker="*", s=350, color=OKABE_ITO["black"], zorder=4,
+                          label=f"teacher ({teacher['params'] / 1e6:.1f}M params, {accuracy:.1f}%)")
+    by_params.set_xscale("log")
+    by_speed.set_xscale("log")
+    by_params.set_xlabel("trainable parameters (log scale)", fontsize=FONT_SIZE)
+    by_speed.set_xlabel("inference speed [queries/s], batch 32, 1 thread (log scale)", fontsize=FONT_SIZE)
+    by_params.set_ylabel("dev accuracy [%]", fontsize=FONT_SIZE)
+    by_params.set_title("Accuracy vs size", fontsize=FONT_SIZE + 1)
+    by_speed.set_title("Accuracy vs speed (right = faster)", fontsize=FONT_SIZE + 1)
+    for ax in (by_params, by_speed):
+        ax.grid(alpha=0.3, which="both")
+    figure.legend(*by_params.get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=FONT_SIZE - 2)
+    figure.suptitle(title or "Capacity gap: how much a bigger student buys, CE only (dashed) vs KD (solid)",
+                    fontsize=FONT_SIZE + 2)
+    return figure
+
+
+REMEDY_COLUMNS = ("remedy", "method", "epoch", "train_accuracy", "dev_accuracy", "kept_epoch", "final_dev_accuracy")
+
+
+def plot_remedy_curves(rows, figure: Figure | None = None, columns: int = 3, title: str | None = None, *,
+                       axes=None) -> Figure:
+    """One panel per overfitting remedy: train (dashed) and dev (solid) accuracy per epoch, CE only and KD.
+
+    `rows` are kdlab.tuning.remedy_curves rows. Where early stopping kept an earlier epoch, a marker shows it. The gap
+    between a method's dashed and solid line is its overfitting: the model learns train queries it cannot generalise.
+
+    Draws on `axes` (one Axes per panel of the grid) when given, else on `figure`, else on a new Figure;
+    returns the Figure that holds them.
+
+    Introduced in notebook 05 (05-Validation-and-Tuning).
+    """
+    import pandas as pd
+
+    frame = _tuning_frame(rows, REMEDY_COLUMNS)
+    remedies = list(dict.fromkeys(frame["remedy"]))
+    colors = {"CE only": CE_COLOR, "KD": KD_COLOR}
+    columns = max(1, min(columns, len(remedies)))
+    lines = -(-len(remedies) // columns)
+    figure, axes = _new_axes_grid(axes, figure, (lines, columns), (5.3 * columns, 3.9 * lines + 0.9), "plot_remedy_curves",
+                                  sharex=True, sharey=True)
+    for ax, remedy in zip(axes, remedies):
+        for method, part in frame[frame["remedy"] == remedy].groupby("method", sort=False):
+            color = colors.get(method, OKABE_ITO["grey"])
+            ax.plot(part["epoch"], 100 * part["train_accuracy"], color=color, linestyle="--", linewidth=2,
+                    label=f"{method}: train")
+            ax.plot(part["epoch"], 100 * part["dev_accuracy"], color=color, linestyle="-", linewidth=2.5,
+                    label=f"{method}: dev")
+            kept = part["kept_epoch"].iloc[-1]
+            if pd.notna(kept):  # early stopping restored the weights of this epoch
+                ax.plot([kept], [100 * part["final_dev_accuracy"].iloc[-1]], marker="*", markersize=16, color=color,
+                        markeredgecolor=OKABE_ITO["black"], linestyle="none", label=f"{method}: epoch kept")
+        ax.set_title(remedy, fontsize=FONT_SIZE + 1)
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    for ax in axes[len(remedies):]:
+        ax.set_visible(False)
+    for index, ax in enumerate(axes[: len(remedies)]):
+        if index % columns == 0:
+            ax.set_ylabel("accuracy [%]", fontsize=FONT_SIZE)
+        if index >= len(remedies) - columns:
+            ax.set_xlabel("epoch", fontsize=FONT_SIZE)
+            ax.tick_params(labelbottom=True)
+    handles = {}
+    for ax in axes[: len(remedies)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    figure.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=min(len(handles), 6),
+                  fontsize=FONT_SIZE - 1)
+    figure.suptitle(title or "Overfitting remedies, each alone: train (dashed) vs dev (solid) accuracy",
+                    fontsize=FONT_SIZE + 2)
+    return figure
+
+
+def remedy_table(rows):
+    """Per remedy and method: dev accuracy of the model you keep, best dev epoch, last train accuracy, train − dev gap (%).
+
+    Introduced in notebook 05 (05-Validation-and-Tuning).
+    """
+    frame = _tuning_frame(rows, REMEDY_COLUMNS)
+    table = frame.groupby(["remedy", "method"], sort=False).agg(
+        kept_dev=("final_dev_accuracy", "last"), best_dev=("dev_accuracy", "max"), last_train=("train_accuracy", "last"),
+        last_dev=("dev_accuracy", "last"), epochs_run=("epoch", "max"))
+    percent = ["kept_dev", "best_dev", "last_train", "last_dev"]
+    table[percent] = 100 * table[percent]
+    table["gap"] = table["last_train"] - table["last_dev"]
+    return table[[*percent, "gap", "epochs_run"]].rename(columns={"kept_dev": "dev of the kept model (%)", "best_dev": "best dev epoch (%)",
+                                 "last_train": "train, last epoch (%)", "last_dev": "dev, last epoch (%)",
+                                 "gap": "train − dev gap (points)", "epochs_run": "epochs run"})
+
+
+@_draws_on_axes(figsize=(10, 5.5))
+def plot_remedy_summary(rows, title: str | None = None, *, ax: Axes | None = None) -> Axes:
+    """Dot plot: for each remedy, dev accuracy of the kept model with CE only and with KD, joined by a line.
+
+    Introduced in notebook 05 (05-Validation-and-Tuning).
+    """
+    frame = _tuning_frame(rows, REMEDY_COLUMNS)
+    final = frame.groupby(["remedy", "method"], sort=False)["final_dev_accuracy"].last().unstack("method")
+    remedies = list(dict.fromkeys(frame["remedy"]))
+    final = 100 * final.reindex(remedies)
+    positions = np.arange(len(remedies))[::-1]  # first remedy on top
+    colors = {"CE only": CE_COLOR, "KD": KD_COLOR}
+    if {"CE only", "KD"} <= set(final.columns):
+        ax.hlines(positions, final["CE only"], final["KD"], color=OKABE_ITO["grey"], linewidth=2, zorder=1)
+    for method in final.columns:
+        ax.scatter(final[method], positions, s=140, color=colors.get(method, OKABE_ITO["grey"]), zorder=3, label=method)
+        for y, x in zip(positions, final[method]):
+            ax.annotate(f"{x:.1f}", (x, y), xytext=(0, 10), textcoords="offset points", ha="center",
+                        fontsize=FONT_SIZE - 1, color=OKABE_ITO["black"])
+    ax.set_yticks(positions, remedies, fontsize=FONT_SIZE)
+    ax.set_ylim(positions.min() - 0.6, positions.max() + 0.7)
+    ax.margins(x=0.08)
+    ax.set_xlabel("dev accuracy of the model you keep [%]", fontsize=FONT_SIZE)
+    ax.set_title(title or "Which remedy helps, with and without KD", fontsize=FONT_SIZE + 1)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=FONT_SIZE - 1, loc="lower right")
+    return ax
