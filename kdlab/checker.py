@@ -15,10 +15,8 @@ together), so an endless loop in it is reported as a finding instead of hanging 
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import math
-import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,6 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdlab.checks import check_positive_number
+from kdlab.threads import threads
+from kdlab.time_limit import TimedOut, run_with_time_limit
 from kdlab.losses import distillation_terms
 
 LossFn = Callable[..., Tensor]
@@ -179,9 +179,6 @@ class _TimedOut(BaseException):
         self.finding = finding
 
 
-class _Abandoned(BaseException):
-    """Raised inside a stuck probe thread to ask it to stop; an endless loop that catches everything ignores it."""
-
 
 def _describe_call(student: Tensor, labels: Tensor | None, temperature: float, lam: float) -> str:
     label_text = "labels=None" if labels is None else f"labels of shape ({student.shape[0]},)"
@@ -197,34 +194,17 @@ class _Deadline:
         self.end = time.monotonic() + seconds
 
     def run(self, work: Callable[[], object], where: str) -> object:
-        """work() in a daemon thread; its result, its exception, or _TimedOut once the budget is spent."""
-        box: dict[str, object] = {}
-
-        def target() -> None:
-            try:
-                box["value"] = work()
-            except BaseException as error:  # handed back to the checker's thread, which reports it
-                box["error"] = error
-
-        thread = threading.Thread(target=target, name="kdlab-checker-probe", daemon=True)
-        thread.start()
+        """work() under kdlab.time_limit with what is left of the budget; _TimedOut once the budget is spent."""
         try:
-            thread.join(max(0.0, self.end - time.monotonic()))
-        except BaseException:  # interrupted by hand (■ / Ctrl-C): don't leave the learner's loop spinning
-            _ask_to_stop(thread)
-            raise
-        if thread.is_alive():
-            _ask_to_stop(thread)
+            return run_with_time_limit(work, self.end - time.monotonic())
+        except TimedOut:
             raise _TimedOut(Finding(
                 "timed-out",
                 f"Your loss did not return within {self.seconds:g} s on {where} — look for an endless loop "
                 "(a `while` whose condition never becomes False, a loop variable that is never updated). "
                 "A loss on a batch this small takes milliseconds.",
                 "Run your function once yourself on small tensors and interrupt it (■ / Ctrl-C) to see the line it "
-                "is stuck on; if it is only slow, pass a larger timeout_s."))
-        if "error" in box:
-            raise box["error"]
-        return box.get("value")
+                "is stuck on; if it is only slow, pass a larger timeout_s.")) from None
 
     def wrap(self, fn: LossFn) -> LossFn:
         """fn with this deadline on every call."""
@@ -234,16 +214,6 @@ class _Deadline:
             return self.run(lambda: fn(student, teacher, labels, temperature=temperature, lam=lam), where)
 
         return guarded
-
-
-def _ask_to_stop(thread: threading.Thread) -> None:
-    """Raise _Abandoned inside a stuck thread (CPython checks for it between bytecodes).
-
-    A pure-Python endless loop stops at once; a thread stuck inside one long C call (a huge torch op) only
-    notices when that call returns. Either way the checker does not wait for it: the thread is a daemon.
-    """
-    if thread.ident is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Abandoned))
 
 
 # --- the reference building blocks, with each known mistake as a switch ---
@@ -443,14 +413,11 @@ def check_distillation_loss(fn: LossFn, timeout_s: float = 10.0) -> list[Finding
     timeout_s = check_positive_number(timeout_s, "timeout_s", "seconds your function may take over all probe calls")
     _prediction_table()  # the checker's own work is not charged to the learner's time budget
     deadline = _Deadline(timeout_s)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the probes are tiny: more threads only add overhead (a lot, on a busy CPU)
-    try:
-        return _check(deadline.wrap(fn), deadline)
-    except _TimedOut as late:
-        return [late.finding]
-    finally:
-        torch.set_num_threads(threads)
+    with threads(1):  # the probes are tiny: more threads only add overhead (a lot, on a busy CPU)
+        try:
+            return _check(deadline.wrap(fn), deadline)
+        except _TimedOut as late:
+            return [late.finding]
 
 
 def _check(fn: LossFn, deadline: _Deadline) -> list[Finding]:
