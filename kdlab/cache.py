@@ -258,7 +258,7 @@ def tensor_sha256(tensor: Tensor) -> str:
     """sha256 of a tensor's dtype, shape and bytes: any changed value, id or shape changes it."""
     tensor = tensor.detach().cpu().contiguous()
     digest = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-    digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, no copy
     return digest.hexdigest()
 
 

@@ -126,7 +126,8 @@ def split_files(folder: str | Path) -> dict[str, Path]:
 
 def _decode(path: Path, raw: bytes) -> str:
     """The file's text, decoded strictly as UTF-8, or a ValueError that says how to re-save it."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or (b"\x00" in raw[:4096] and raw[1:4096:2].count(0) > 0.3 * len(raw[1:4096:2])):
+    head = raw[:4096]
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or max(head[0::2].count(0), head[1::2].count(0)) > 0.3 * len(head) / 2:
         raise ValueError(f"{path} looks UTF-16 encoded (as Excel's 'Unicode text' writes it); save it as UTF-8")
     if b"\x00" in raw:
         kind = " (a zip archive: an .xlsx spreadsheet renamed?)" if raw.startswith(b"PK\x03\x04") else ""
