@@ -182,8 +182,9 @@ def test_two_builds_into_one_empty_cache_both_succeed(toy_data, tiny_bert, tmp_p
     together = threading.Barrier(2)
 
     def save_at_the_same_time(tensors, filename, metadata=None):
-        together.wait(timeout=120)  # both runs write at once: the collision the old fixed '.partial' name lost
-        real_save(tensors, filename, metadata=metadata)
+        together.wait(timeout=120)  # both runs write at once, and both finish writing before either moves its
+        real_save(tensors, filename, metadata=metadata)  # file into place: with one fixed '.partial' name the
+        together.wait(timeout=120)  # second move found nothing to move (FileNotFoundError)
 
     monkeypatch.setattr(cache_module, "save_file", save_at_the_same_time)
     results, errors = [], []

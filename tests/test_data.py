@@ -180,6 +180,7 @@ def test_hub_split_without_labels_is_refused(monkeypatch):
     (b"", r"test.tsv is empty \(0 bytes\)"),
     (b"  \n\n", r"test.tsv is empty \(4 bytes\)"),
     (b"text\tlabel\nok one\tcard_lost\ntwo\ttabs here\tcard_lost\nok\ttop_up\n", r"test.tsv line 3 has 3 fields where the header has 2.*tab inside the text"),
+    (b'text\tlabel\n"a query\nover two lines"\tcard_lost\nok\ttop_up\nbad\textra\ttop_up\n', r"test.tsv line 5 has 3 fields"),  # physical line, not record 4
     (b"text\tlabel\nok one\tcard_lost\nno tab here\nok\ttop_up\n", r"test.tsv line 3 has 1 fields.*tab between text and label missing"),
     (b'text\tlabel\nok\tcard_lost\n"my card\tcard_lost\nmore\ttop_up\n', r"test.tsv line 3 has 1 fields.*starts on line 3 runs on to line 4.*double quote"),
     (b'text\tlabel\nok\tcard_lost\n"my card\tcard_lost\nmore" text\ttop_up\n', r"test.tsv line 3: one text swallowed several lines.*runs on to line 4"),
