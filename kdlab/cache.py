@@ -16,7 +16,7 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save_file
 from torch import Tensor
 
-from .data import DEFAULT_DATA_DIR, REPO_ROOT, SPLITS, label_names, load_splits, splits_fingerprint
+from .data import DEFAULT_DATA_DIR, REPO_ROOT, SPLITS, columns, label_names, load_splits, splits_fingerprint
 from .teacher import Teacher, embed, fine_tune, load_encoder, resolve_teacher, teacher_fingerprint, train_head
 from .tokens import MAX_LENGTH, Tokens, tokenize, vocab_fingerprint
 
@@ -208,8 +208,9 @@ def build_teacher_cache(
     model = Teacher(encoder, len(names))
     if key is None:
         key = teacher_cache_key(teacher, splits, settings, encoder, tokenizer)
-    tokens = {s: tokenize(tokenizer, list(splits[s]["text"]), settings.max_length) for s in SPLITS}
-    labels = {s: torch.tensor(list(splits[s]["label"]), dtype=torch.long) for s in SPLITS}
+    table = {s: columns(splits[s]) for s in SPLITS}
+    tokens = {s: tokenize(tokenizer, table[s]["text"], settings.max_length) for s in SPLITS}
+    labels = {s: torch.tensor(table[s]["label"], dtype=torch.long) for s in SPLITS}
     timings["load_and_tokenize"] = time.perf_counter() - start
     if settings.finetune_epochs > 0:
         start = time.perf_counter()
@@ -227,7 +228,7 @@ def build_teacher_cache(
     for split, values in logits.items():
         if not torch.isfinite(values).all():
             raise ValueError(f"teacher produced NaN/inf logits on {split}; check the teacher weights and settings")
-    ids = {s: torch.tensor(list(splits[s]["id"]), dtype=torch.long) for s in SPLITS}
+    ids = {s: torch.tensor(table[s]["id"], dtype=torch.long) for s in SPLITS}
     meta = {
         "key": key,
         "format": CACHE_FORMAT,
@@ -322,8 +323,9 @@ def _read(path: Path, key: str, splits: DatasetDict) -> TeacherCache:
         raise ValueError("its class names differ from the data's")
     out = {name: {} for name in ("logits", "features", "ids", "labels", "tokens")}
     for s in SPLITS:
-        ids = torch.tensor(list(splits[s]["id"]), dtype=torch.long)
-        labels = torch.tensor(list(splits[s]["label"]), dtype=torch.long)
+        table = columns(splits[s])
+        ids = torch.tensor(table["id"], dtype=torch.long)
+        labels = torch.tensor(table["label"], dtype=torch.long)
         if not torch.equal(stored[f"{s}.ids"], ids) or not torch.equal(stored[f"{s}.labels"], labels):
             raise ValueError(f"its {s} ids or labels do not line up with the data")
         if stored[f"{s}.logits"].shape != (len(ids), len(names)):

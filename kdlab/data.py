@@ -390,6 +390,11 @@ def load_splits(source: str | Path = DEFAULT_DATA_DIR) -> DatasetDict:
     `source` is a folder of train/dev/test .tsv/.csv files, a folder written by `DatasetDict.save_to_disk`,
     or (online) a hub dataset id; see the module docstring. Problems are refused before any teacher work.
     """
+    if not str(source).strip():
+        raise ValueError(
+            "data is empty (''): pass a folder of train/dev/test .tsv or .csv files, a save_to_disk folder or a "
+            f"hub dataset id, or leave it out for Banking77 ({DEFAULT_DATA_DIR})"
+        )
     form = data_form(source)
     if form == "hub":
         return _load_hub_dataset(str(source))
@@ -417,11 +422,16 @@ def splits_fingerprint(splits: DatasetDict) -> str:
     names = label_names(splits)
     digest = hashlib.sha256(json.dumps({"label_names": names}).encode())
     for split in SPLITS:
-        part = splits[split]
-        rows = {"split": split, "id": list(part["id"]), "text": list(part["text"]),
-                "label": [names[i] for i in part["label"]]}
+        part = columns(splits[split])
+        rows = {"split": split, "id": part["id"], "text": part["text"], "label": [names[i] for i in part["label"]]}
         digest.update(json.dumps(rows, ensure_ascii=False).encode())
     return digest.hexdigest()
+
+
+def columns(part: Dataset) -> dict[str, list]:
+    """All rows of a split as plain lists, one per column: one Arrow conversion (ms), where list(part["text"])
+    walks the rows one by one (0.5 s for Banking77's train in datasets 5)."""
+    return part.with_format(None)[:]
 
 
 def data_fingerprint(source: str | Path = DEFAULT_DATA_DIR) -> str:

@@ -210,6 +210,8 @@ def test_labels_na_none_null_are_real_strings(toy_data):
 
 
 def test_a_file_instead_of_a_folder_and_tsv_plus_csv_are_refused(toy_data):
+    with pytest.raises(ValueError, match=r"data is empty"):
+        load_splits("")  # not the current directory
     with pytest.raises(ValueError, match=r"train.tsv is a file, not a folder: pass the folder"):
         load_splits(toy_data / "train.tsv")
     write_toy_split(toy_data / "dev.csv", 10, 5, sep=",")
