@@ -446,8 +446,9 @@ def label_names(splits: DatasetDict) -> list[str]:
 
 def low_label_split(train: Dataset, labels_per_class: int, seed: int = 0) -> tuple[Dataset, Dataset]:
     """Keep K labelled examples per class; the rest becomes an unlabelled transfer set for the teacher."""
-    if not isinstance(labels_per_class, int) or labels_per_class < 1:
-        raise ValueError(f"labels_per_class must be an integer ≥ 1, got {labels_per_class!r}")
+    from .checks import check_count
+
+    labels_per_class = check_count(labels_per_class, "labels_per_class", hint="labelled train examples kept per class")
     labels = np.asarray(train["label"])
     rng = np.random.default_rng(seed)
     keep = []
