@@ -5,20 +5,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from datasets import DatasetDict
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
 from torch import Tensor
 
-from .data import DEFAULT_DATA_DIR, REPO_ROOT, SPLITS, data_fingerprint, label_names, load_splits
-from .teacher import Teacher, embed, fine_tune, load_encoder, resolve_teacher, train_head, weights_fingerprint
+from .data import DEFAULT_DATA_DIR, REPO_ROOT, SPLITS, columns, label_names, load_splits, splits_fingerprint
+from .teacher import Teacher, embed, fine_tune, load_encoder, resolve_teacher, teacher_fingerprint, train_head
 from .tokens import MAX_LENGTH, Tokens, tokenize, vocab_fingerprint
 
-CACHE_FORMAT = 1  # bump when the stored layout changes, so old files are rebuilt rather than misread
+CACHE_FORMAT = 2  # bump when the stored layout changes, so old files are rebuilt rather than misread
+# 2: per-tensor sha256 in the metadata (CHECKSUMS), verified on every load; key hashes tokenizer+config and data content
+CHECKSUMS = "kdlab.sha256"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class TeacherCache:
     tokens: dict[str, Tokens]
     label_names: list[str]
     meta: dict = field(default_factory=dict)
+    head: dict = field(default_factory=dict)  # "weight", "bias" of the teacher's head, checked with the rest
     _positions: dict = field(default_factory=dict, init=False, repr=False)  # split → (ids tensor, id-to-row index)
 
     def logits_for(self, split: str, example_ids: Tensor) -> Tensor:
@@ -81,18 +86,69 @@ class TeacherCache:
         return (self.logits[split].argmax(dim=1) == self.labels[split]).float().mean().item()
 
 
+class CacheDamaged(ValueError):
+    """A cache file that cannot be read or whose tensors no longer match their stored sha256: rebuild it."""
+
+
 def cache_root() -> Path:
-    """Where caches live: $KDLAB_CACHE if set, else .cache/kdlab inside the repository (git-ignored)."""
-    return Path(os.environ.get("KDLAB_CACHE", REPO_ROOT / ".cache" / "kdlab"))
+    """Where caches live: $KDLAB_CACHE if set, else .cache/kdlab inside the repository (git-ignored).
+
+    An empty KDLAB_CACHE is an error, not "the current directory": caches would land wherever you happen to be.
+    """
+    value = os.environ.get("KDLAB_CACHE")
+    if value is None:
+        return REPO_ROOT / ".cache" / "kdlab"
+    if not value.strip():
+        raise ValueError(
+            f"KDLAB_CACHE is set but empty; set it to a folder for the teacher cache (created if missing), or "
+            f"unset it (`unset KDLAB_CACHE`) to use the default {REPO_ROOT / '.cache' / 'kdlab'}"
+        )
+    return Path(value).expanduser()
+
+
+def check_cache_root(root: str | Path | None = None) -> Path:
+    """The cache folder, created if missing and proven writable; a ValueError naming KDLAB_CACHE otherwise.
+
+    Call it before any work (the CLI does, before training): a bad KDLAB_CACHE should stop a run in its first
+    second, not after minutes of teacher passes. `root` (an explicit folder) is checked the same way.
+    """
+    if root is not None:
+        path, name = Path(root).expanduser(), f"cache folder {root}"
+        fix = "pass a folder you can write to"
+    else:
+        path = cache_root()
+        from_env = os.environ.get("KDLAB_CACHE") is not None
+        name = f"KDLAB_CACHE={os.environ['KDLAB_CACHE']}" if from_env else f"the default cache folder {path}"
+        fix = ("set KDLAB_CACHE to a folder you can write to (e.g. ~/.cache/kdlab; it is created if missing), "
+               "or unset it") if from_env else "set KDLAB_CACHE to a folder you can write to (e.g. ~/.cache/kdlab)"
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} is a file, not a folder: {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{name} cannot be created ({error.strerror or error}): {fix}") from None
+    try:
+        handle, probe = tempfile.mkstemp(dir=path, prefix=".kdlab-write-check-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(f"{name} is not writable ({error.strerror or error}): {fix}") from None
+    return path
 
 
 def cache_key(teacher_fingerprint: str, data_fp: str, settings: TeacherSettings) -> str:
-    """Hash of weights, data and settings: change any one and you get a different cache."""
+    """Hash of teacher, data and settings: change any one and you get a different cache."""
     payload = json.dumps(
         {"format": CACHE_FORMAT, "teacher": teacher_fingerprint, "data": data_fp, "settings": asdict(settings)},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def teacher_cache_key(teacher: str | Path | None, splits: DatasetDict, settings: TeacherSettings,
+                      encoder=None, tokenizer=None) -> str:
+    """The cache key of this teacher (weights, tokenizer, config) on these splits' content with these settings."""
+    return cache_key(teacher_fingerprint(teacher, encoder, tokenizer), splits_fingerprint(splits), settings)
 
 
 def load_teacher_cache(
@@ -104,21 +160,26 @@ def load_teacher_cache(
     progress: bool = True,
     rebuild: bool = False,
 ) -> TeacherCache:
-    """Load the teacher cache for this teacher+data+settings, building (or rebuilding) it when needed."""
-    root = Path(root) if root is not None else cache_root()
+    """Load the teacher cache for this teacher+data+settings, building (or rebuilding) it when needed.
+
+    `splits`, when given, is the data: the key hashes its content (`data` only names it in the metadata).
+    """
+    root = check_cache_root(root)
     splits = splits if splits is not None else load_splits(data)
-    key = cache_key(weights_fingerprint(teacher), data_fingerprint(data), settings)
+    key = teacher_cache_key(teacher, splits, settings)  # the teacher's files are hashed here, once
     path = root / f"teacher-{key}.safetensors"
     if path.exists() and not rebuild:
         try:
             return _read(path, key, splits)
+        except CacheDamaged as problem:
+            print(f"Teacher cache {path.name} is damaged ({problem}); rebuilding it.")
         except ValueError as problem:
             print(f"Teacher cache {path.name} is stale or misaligned ({problem}); rebuilding it.")
     elif not path.exists():
-        others = sorted(root.glob("teacher-*.safetensors")) if root.exists() else []
+        others = sorted(root.glob("teacher-*.safetensors"))
         note = f" ({len(others)} cache(s) for another teacher, other data or other settings left untouched)" if others else ""
         print(f"No teacher cache for this teacher, data and settings yet{note}; building it (about 1-2 min on a laptop CPU).")
-    return build_teacher_cache(data, teacher, settings, root, splits, progress)
+    return build_teacher_cache(data, teacher, settings, root, splits, progress, key=key)
 
 
 def build_teacher_cache(
@@ -128,9 +189,16 @@ def build_teacher_cache(
     root: str | Path | None = None,
     splits: DatasetDict | None = None,
     progress: bool = True,
+    *,
+    key: str | None = None,
 ) -> TeacherCache:
-    """Train the teacher head (optionally fine-tune) and store logits, features and token ids for every split."""
-    root = Path(root) if root is not None else cache_root()
+    """Train the teacher head (optionally fine-tune) and store logits, features and token ids for every split.
+
+    `key` is the cache key when the caller has it already (load_teacher_cache), so the teacher is hashed once.
+    Written under a unique temporary name and moved into place atomically: runs building the same cache at
+    once never collide, and a crash never leaves a half file under the real name.
+    """
+    root = check_cache_root(root)
     splits = splits if splits is not None else load_splits(data)
     timings = {}
     start = time.perf_counter()
@@ -138,9 +206,11 @@ def build_teacher_cache(
     names = label_names(splits)
     torch.manual_seed(settings.seed)
     model = Teacher(encoder, len(names))
-    key = cache_key(weights_fingerprint(teacher, encoder), data_fingerprint(data), settings)
-    tokens = {s: tokenize(tokenizer, list(splits[s]["text"]), settings.max_length) for s in SPLITS}
-    labels = {s: torch.tensor(list(splits[s]["label"]), dtype=torch.long) for s in SPLITS}
+    if key is None:
+        key = teacher_cache_key(teacher, splits, settings, encoder, tokenizer)
+    table = {s: columns(splits[s]) for s in SPLITS}
+    tokens = {s: tokenize(tokenizer, table[s]["text"], settings.max_length) for s in SPLITS}
+    labels = {s: torch.tensor(table[s]["label"], dtype=torch.long) for s in SPLITS}
     timings["load_and_tokenize"] = time.perf_counter() - start
     if settings.finetune_epochs > 0:
         start = time.perf_counter()
@@ -158,7 +228,7 @@ def build_teacher_cache(
     for split, values in logits.items():
         if not torch.isfinite(values).all():
             raise ValueError(f"teacher produced NaN/inf logits on {split}; check the teacher weights and settings")
-    ids = {s: torch.tensor(list(splits[s]["id"]), dtype=torch.long) for s in SPLITS}
+    ids = {s: torch.tensor(table[s]["id"], dtype=torch.long) for s in SPLITS}
     meta = {
         "key": key,
         "format": CACHE_FORMAT,
@@ -180,30 +250,82 @@ def build_teacher_cache(
         })
     tensors["head.weight"] = model.head.weight.detach().contiguous()
     tensors["head.bias"] = model.head.bias.detach().contiguous()
-    root.mkdir(parents=True, exist_ok=True)
     path = root / f"teacher-{key}.safetensors"
-    partial = path.with_suffix(".partial")
-    save_file(tensors, str(partial), metadata={"kdlab": json.dumps(meta)})
-    partial.replace(path)  # atomic: a crash mid-write never leaves a half cache under the real name
+    _write(tensors, meta, path)
     return _read(path, key, splits)
 
 
-def _read(path: Path, key: str, splits: DatasetDict) -> TeacherCache:
-    """Read a cache file and check it matches the dataset row by row; ValueError when it does not."""
-    from safetensors import safe_open
+def tensor_sha256(tensor: Tensor) -> str:
+    """sha256 of a tensor's dtype, shape and bytes: any changed value, id or shape changes it."""
+    tensor = tensor.detach().cpu().contiguous()
+    digest = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+    digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, no copy
+    return digest.hexdigest()
 
-    with safe_open(str(path), framework="pt") as handle:
-        meta = json.loads(handle.metadata()["kdlab"])
+
+def _checksums(tensors: dict[str, Tensor]) -> str:
+    """The metadata entry that lets a later load prove each tensor unchanged."""
+    return json.dumps({name: tensor_sha256(tensor) for name, tensor in sorted(tensors.items())})
+
+
+def _write(tensors: dict[str, Tensor], meta: dict, path: Path) -> None:
+    """Save with per-tensor checksums under a unique temporary name, then move it into place atomically."""
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}-", suffix=".partial")
+    os.close(handle)
+    try:
+        save_file(tensors, partial, metadata={"kdlab": json.dumps(meta), CHECKSUMS: _checksums(tensors)})
+        os.chmod(partial, 0o644)  # mkstemp makes it private; a shared cache folder should stay readable
+        try:
+            os.replace(partial, path)
+        except PermissionError:  # Windows: another run has the finished file open; its content is the same
+            if not path.exists():
+                raise
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:160] if text else ''}"
+
+
+def _read(path: Path, key: str, splits: DatasetDict) -> TeacherCache:
+    """Read a cache file and check it is intact and matches the dataset row by row.
+
+    CacheDamaged when the file is unreadable or a tensor's checksum differs; ValueError when it is intact but
+    stale (another key or format) or misaligned with the data.
+    """
+    try:
+        # One read into memory, not a memory map: a file rewritten in place later cannot crash this process
+        # (SIGBUS), and the checksums are taken over exactly the bytes that are used.
+        raw = path.read_bytes()
+        header_length = int.from_bytes(raw[:8], "little")
+        metadata = json.loads(raw[8:8 + header_length]).get("__metadata__") or {}
+        meta = json.loads(metadata["kdlab"])
+    except Exception as error:  # noqa: BLE001 - a truncated or overwritten file raises many types
+        raise CacheDamaged(f"unreadable: {_one_line(error)}") from None
     if meta.get("key") != key or meta.get("format") != CACHE_FORMAT:
-        raise ValueError(f"it was written for key {meta.get('key')}, expected {key}")
-    stored = load_file(str(path))
+        raise ValueError(f"it was written for key {meta.get('key')} (format {meta.get('format')}), expected {key} (format {CACHE_FORMAT})")
+    try:
+        expected = json.loads(metadata[CHECKSUMS])
+        stored = load_bytes(raw)
+    except Exception as error:  # noqa: BLE001 - SafetensorError for a truncated file, KeyError, ...
+        raise CacheDamaged(f"unreadable: {_one_line(error)}") from None
+    del raw
+    if set(stored) != set(expected):
+        raise CacheDamaged(f"its tensors {sorted(set(stored) ^ set(expected))[:3]} are missing or unexpected")
+    for name in sorted(stored):
+        if tensor_sha256(stored[name]) != expected[name]:
+            raise CacheDamaged(f"the checksum of {name} does not match: the file changed after it was written")
     names = label_names(splits)
     if meta["label_names"] != names:
         raise ValueError("its class names differ from the data's")
     out = {name: {} for name in ("logits", "features", "ids", "labels", "tokens")}
     for s in SPLITS:
-        ids = torch.tensor(list(splits[s]["id"]), dtype=torch.long)
-        labels = torch.tensor(list(splits[s]["label"]), dtype=torch.long)
+        table = columns(splits[s])
+        ids = torch.tensor(table["id"], dtype=torch.long)
+        labels = torch.tensor(table["label"], dtype=torch.long)
         if not torch.equal(stored[f"{s}.ids"], ids) or not torch.equal(stored[f"{s}.labels"], labels):
             raise ValueError(f"its {s} ids or labels do not line up with the data")
         if stored[f"{s}.logits"].shape != (len(ids), len(names)):
@@ -215,7 +337,8 @@ def _read(path: Path, key: str, splits: DatasetDict) -> TeacherCache:
         out["ids"][s] = ids
         out["labels"][s] = labels
         out["tokens"][s] = Tokens(stored[f"{s}.input_ids"].long(), stored[f"{s}.attention_mask"].long())
-    return TeacherCache(key=key, path=path, label_names=names, meta=meta, **out)
+    head = {"weight": stored["head.weight"], "bias": stored["head.bias"]}
+    return TeacherCache(key=key, path=path, label_names=names, meta=meta, head=head, **out)
 
 
 def teacher_from_cache(cache: TeacherCache, teacher: str | Path | None = None) -> Teacher:
@@ -228,10 +351,13 @@ def teacher_from_cache(cache: TeacherCache, teacher: str | Path | None = None) -
 
 def teacher_head(cache: TeacherCache) -> torch.nn.Linear:
     """The teacher's trained classification head (features → class logits), read from the cache file."""
-    from safetensors import safe_open
+    if cache.head:  # read and checksummed with the rest of the file
+        weight, bias = cache.head["weight"], cache.head["bias"]
+    else:
+        from safetensors import safe_open
 
-    with safe_open(str(cache.path), framework="pt") as handle:  # reads these two tensors, not the whole file
-        weight, bias = handle.get_tensor("head.weight"), handle.get_tensor("head.bias")
+        with safe_open(str(cache.path), framework="pt") as handle:  # reads these two tensors, not the whole file
+            weight, bias = handle.get_tensor("head.weight"), handle.get_tensor("head.bias")
     if weight.shape[0] != len(cache.label_names):
         raise ValueError(f"the cached head has {weight.shape[0]} classes, the cache {len(cache.label_names)}; rebuild the cache")
     # Built on the meta device and then given memory: no random init, so torch's random stream is left untouched.

@@ -55,6 +55,29 @@ def resolve_teacher(name_or_path: str | Path | None) -> str:
     return str(name_or_path)
 
 
+# Files of a teacher folder that decide its outputs, besides the weights: all of them are part of the cache key.
+TOKENIZER_FILES = (
+    "tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",
+    "added_tokens.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model",
+)
+CONFIG_FILES = ("config.json",)
+# At least one of these must be there: without a vocabulary, transformers 5 quietly builds a tokenizer that
+# knows only its special tokens, every text becomes [UNK] and the students end at chance.
+VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def check_teacher_folder(folder: str | Path) -> Path:
+    """Refuse a local teacher folder without tokenizer files (a model saved without its tokenizer)."""
+    folder = Path(folder)
+    if folder.is_dir() and not any((folder / name).is_file() for name in VOCABULARY_FILES):
+        raise ValueError(
+            f"teacher folder {folder} has no tokenizer files (none of {', '.join(VOCABULARY_FILES[:3])}, ...): "
+            "it holds a model saved without its tokenizer. Save the tokenizer next to the weights, e.g. "
+            f"`AutoTokenizer.from_pretrained(NAME).save_pretrained('{folder}')`, or omit --teacher for the packaged MiniLM"
+        )
+    return folder
+
+
 def load_encoder(name_or_path: str | Path | None = None):
     """Load a pretrained encoder and its tokenizer from a local folder or (online) a hub id."""
     from transformers import AutoModel, AutoTokenizer
@@ -68,6 +91,8 @@ def load_encoder(name_or_path: str | Path | None = None):
             f"`AutoModel.from_pretrained('{source}').save_pretrained(DIR)` and the same for "
             "AutoTokenizer, then pass DIR; or omit --teacher for the packaged MiniLM."
         )
+    if local:
+        check_teacher_folder(source)
     try:
         encoder = AutoModel.from_pretrained(source)
         tokenizer = AutoTokenizer.from_pretrained(source)
@@ -76,12 +101,17 @@ def load_encoder(name_or_path: str | Path | None = None):
             f"could not load teacher '{source}' ({error}). If you are offline, pass a local folder "
             "saved with save_pretrained, or omit --teacher for the packaged MiniLM."
         ) from error
+    if len(tokenizer.get_vocab()) <= len(set(tokenizer.all_special_tokens)):
+        raise ValueError(
+            f"teacher '{source}' has a tokenizer without a vocabulary (only its special tokens): every text would "
+            "become [UNK]. Save the model's own tokenizer with it (AutoTokenizer...save_pretrained)."
+        )
     encoder.eval()
     return encoder, tokenizer
 
 
 def weights_fingerprint(name_or_path: str | Path | None = None, encoder: nn.Module | None = None) -> str:
-    """Hash the teacher's weights (files when local, tensors otherwise) to key the teacher cache."""
+    """Hash the teacher's weights (files when local, tensors otherwise)."""
     source = Path(resolve_teacher(name_or_path))
     files = sorted(source.glob("*.safetensors")) + sorted(source.glob("*.bin")) if source.is_dir() else []
     digest = hashlib.sha256()
@@ -96,6 +126,31 @@ def weights_fingerprint(name_or_path: str | Path | None = None, encoder: nn.Modu
     for name, tensor in sorted(encoder.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def teacher_fingerprint(name_or_path: str | Path | None = None, encoder: nn.Module | None = None, tokenizer=None) -> str:
+    """Hash everything of the teacher that decides its outputs: weights, tokenizer files and config.json.
+
+    For a local folder these are file hashes (each file read once per process: `file_sha256` remembers them);
+    for a hub id the loaded weights, vocabulary and config. A folder without tokenizer files is refused.
+    """
+    from .data import file_sha256
+    from .tokens import vocab_fingerprint
+
+    source = Path(resolve_teacher(name_or_path))
+    if source.is_dir():
+        check_teacher_folder(source)
+        digest = hashlib.sha256(weights_fingerprint(source).encode())
+        for name in TOKENIZER_FILES + CONFIG_FILES:
+            if (source / name).is_file():
+                digest.update(f"{name}:{file_sha256(source / name)}".encode())
+        return digest.hexdigest()
+    if encoder is None or tokenizer is None:
+        encoder, tokenizer = load_encoder(name_or_path)
+    digest = hashlib.sha256(weights_fingerprint(name_or_path, encoder).encode())
+    digest.update(f"vocab:{vocab_fingerprint(tokenizer)}".encode())
+    digest.update(f"config:{encoder.config.to_json_string()}".encode())
     return digest.hexdigest()
 
 

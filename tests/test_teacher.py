@@ -68,3 +68,28 @@ def test_fine_tune_trains_encoder_and_head_and_leaves_eval_mode(tiny_bert, toy_d
     assert losses[-1] < losses[0] * 0.8  # it learns the toy intents
     assert any(not torch.equal(a, b) for a, b in zip(before, teacher.encoder.parameters()))  # the encoder moved too
     assert not teacher.training
+
+
+def test_file_hashes_are_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    import os
+
+    import kdlab.data as data
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"a" * 1000)
+    calls = []
+    real = data._hash_file
+    monkeypatch.setattr(data, "_hash_file", lambda p: calls.append(p) or real(p))
+    first = data.file_sha256(path)
+    assert data.file_sha256(path) == first and len(calls) == 1  # a second ask reads nothing
+    path.write_bytes(b"b" * 1000)
+    os.utime(path, ns=(1, 1))  # even a same-size rewrite with an old mtime is a new (ino, size, mtime) key
+    assert data.file_sha256(path) != first and len(calls) == 2
+
+
+def test_utf16_without_bom_is_named(tmp_path):
+    from kdlab.data import _decode
+
+    for encoding in ("utf-16-le", "utf-16-be"):
+        with pytest.raises(ValueError, match="looks UTF-16 encoded"):
+            _decode(tmp_path / "x.tsv", "text\tlabel\nhello\tcard\n".encode(encoding))
