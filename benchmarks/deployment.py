@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table and its notes here")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
+    kdlab.threads.set_threads(args.threads)
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0]
     cache = kdlab.load_teacher_cache(progress=False)

@@ -29,20 +29,26 @@ def policy_threads() -> tuple[int, str]:
     return 1, "kdlab's default for small models (set OMP_NUM_THREADS to use more)"
 
 
+def set_threads(count: int) -> int:
+    """Set torch's thread count for the rest of the process (a benchmark's --threads); the one call to torch's setter."""
+    count = check_count(count, "threads")
+    torch.set_num_threads(count)
+    return count
+
+
 def use_policy_threads() -> str:
     """Set torch's thread count by the policy and say what was chosen and why, for the first cell of a lesson."""
-    threads, source = policy_threads()
-    torch.set_num_threads(threads)
-    return f"torch uses {threads} thread(s): {source}"
+    count, source = policy_threads()
+    set_threads(count)
+    return f"torch uses {count} thread(s): {source}"
 
 
 @contextmanager
 def threads(count: int) -> Iterator[None]:
     """Run a block with `count` torch threads and restore the previous count afterwards (tests, the checker)."""
-    count = check_count(count, "count")
     previous = torch.get_num_threads()
-    torch.set_num_threads(count)
+    set_threads(count)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        set_threads(previous)

@@ -14,12 +14,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """One torch thread: the test tensors are small, and extra OpenMP threads stall badly on a busy CPU."""
-    import torch
+    from kdlab.threads import threads
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with threads(1):
+        yield
 
 
 def write_toy_folder(folder: Path) -> Path:

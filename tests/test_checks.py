@@ -88,3 +88,25 @@ def test_no_module_keeps_a_temperature_check_of_its_own():
     kdlab = Path(__file__).resolve().parents[1] / "kdlab"
     own = [path.name for path in kdlab.rglob("*.py") if re.search(r"def _?check_temperature", path.read_text())]
     assert own == ["checks.py"], own
+
+
+def test_one_thread_policy_and_one_setter(monkeypatch):
+    import torch
+
+    from kdlab import threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads.policy_threads()[0] == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.policy_threads() == (3, "OMP_NUM_THREADS=3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    with pytest.raises(ValueError, match="OMP_NUM_THREADS must be a whole number"):
+        threads.policy_threads()
+    before = torch.get_num_threads()
+    with threads.threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+    root = Path(__file__).resolve().parents[1]
+    callers = [str(p.relative_to(root)) for folder in ("kdlab", "benchmarks", "scripts", "tests")
+               for p in (root / folder).rglob("*.py") if "torch.set_num_threads(" in p.read_text() and p.name != "test_checks.py"]
+    assert callers == ["kdlab/threads.py"], callers
