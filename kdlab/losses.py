@@ -22,7 +22,7 @@ IGNORE_INDEX = -100  # a row without a label, as in torch.nn.CrossEntropyLoss an
 
 
 class KDTerms(NamedTuple):
-    """The two parts of the loss as batch means, for plots, logs and the checker (notebook 03)."""
+    """The two parts of the loss as batch means, for plots, logs and the checker (what distillation_terms returns)."""
 
     ce: Tensor | None  # hard-label cross-entropy at T = 1, averaged over the labelled rows; None if none has a label
     kd: Tensor  # T² · KL(p_T ‖ p_S), summed over classes, averaged over all rows ("batchmean")

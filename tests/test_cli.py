@@ -66,14 +66,23 @@ def test_distill_on_any_folder_writes_the_documented_json(banking_slice, tmp_pat
     (("--teacher-finetune-epochs", "-1"), "must be an integer ≥ 0"),
     (("--seed", "1", "--seeds", "0", "1"), "not allowed with argument"),
 ])
-def test_bad_arguments_get_clear_messages_on_stderr(tmp_path, args, message):
-    done = run_cli(*args, cache=tmp_path / "cache")
-    assert done.returncode == 2 and message in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr and not (tmp_path / "cache").exists()
+def test_bad_arguments_get_clear_messages_on_stderr(tmp_path, monkeypatch, capsys, args, message):
+    from kdlab.cli import main
+
+    monkeypatch.setenv("KDLAB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(SystemExit) as stopped:  # argparse's own exit, status 2
+        main(["distill", *args])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "cache").exists()
 
 
-def test_problems_found_before_any_work_are_one_error_line_on_stderr(tmp_path, banking_slice):
+def test_problems_found_before_any_work_are_one_error_line_on_stderr(tmp_path, banking_slice, monkeypatch, capsys):
+    from kdlab.cli import main
+
     cache = tmp_path / "cache"
+    monkeypatch.setenv("KDLAB_CACHE", str(cache))
     cases = [
         (("--data", str(tmp_path / "missing")), "does not exist"),
         (("--json", str(tmp_path)), "is a folder; give a file name"),
@@ -81,11 +90,15 @@ def test_problems_found_before_any_work_are_one_error_line_on_stderr(tmp_path, b
         (("--data", str(banking_slice), "--labels-per-class", "1000"), "keeps every label (the largest class has 40"),
     ]
     for args, message in cases:
-        done = run_cli(*args, cache=cache)
-        assert done.returncode == 2, done.stdout + done.stderr
-        assert done.stderr.startswith("error: ") and message in done.stderr, done.stderr
-        assert "Traceback" not in done.stderr
+        assert main(["distill", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
         assert not cache.exists() or not list(cache.glob("teacher-*")), "the teacher ran before the error"
+    for bad_cache in ("", str(banking_slice / "train.csv")):  # KDLAB_CACHE empty, or a file
+        monkeypatch.setenv("KDLAB_CACHE", bad_cache)
+        assert main(["distill"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "KDLAB_CACHE" in err, err
 
 
 def test_the_table_shows_mean_and_spread_over_seeds():
