@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .checks import MAX_TEMPERATURE, check_count, check_lam, check_temperature
+from .checks import MAX_TEMPERATURE, check_count, check_lam, check_positive_number, check_temperature
 from .data import DEFAULT_DATA_DIR
 from .students import STUDENT_KINDS
 
@@ -36,6 +36,10 @@ def _temperature(text: str) -> float:
 
 def _lam(text: str) -> float:
     return _parsed(text, float, check_lam, "a number in [0, 1], e.g. 0.5")
+
+
+def _positive_float(text: str) -> float:
+    return _parsed(text, float, lambda v: check_positive_number(v, "value"), "a number > 0, e.g. 0.001")
 
 
 def _positive_int(text: str) -> int:

@@ -188,7 +188,7 @@ class DistillationTrainer(Trainer):
 
 
 class EarlyStoppingCallback(TrainerCallback):
-    """kdlab's early stopping (patience on dev accuracy, best weights restored) for the Trainer path (notebook 07)."""
+    """kdlab's early stopping (patience on dev accuracy, best weights restored) for the Trainer path."""
 
     def __init__(self, patience: int):
         self.stopper = EarlyStopping(patience)

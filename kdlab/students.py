@@ -115,7 +115,7 @@ def build_student(kind: str, tokenizer, num_labels: int, teacher_encoder: nn.Mod
 
 
 def student_start(kind: str, cache, tokenizer, teacher_encoder: nn.Module | None = None, seed: int = 0, **options) -> nn.Module:
-    """The standard starting point of each student kind, decided here once for every caller (notebook 04).
+    """The standard starting point of each student kind, decided here once for every caller.
 
     'truncated' keeps teacher layers and starts its classifier from the teacher's trained head (kdlab.teacher_head):
     right on about half of dev before any training instead of 1 in 77. The other kinds start from scratch.

@@ -152,7 +152,7 @@ def reproducible(seed: int) -> Iterator[None]:
     """Seed every generator a run touches and use deterministic kernels, then put the caller's state back.
 
     On a CPU this makes a retrain with the same seed, data and thread count bit-identical by construction
-    (notebook 05 checks it), and leaves the caller's random stream as it was, so a cell after training draws
+    (the tuning lesson retrains and checks it), and leaves the caller's random stream as it was, so a cell after training draws
     the same numbers whether or not the training cell ran. On CUDA some kernels (e.g. the embedding bag's
     backward) have no deterministic version: torch warns, and runs agree only to float rounding.
     """
@@ -168,7 +168,7 @@ def reproducible(seed: int) -> Iterator[None]:
 
 
 class EarlyStopping:
-    """Patience on dev accuracy, best weights kept in memory: one rule for train_student and the Trainer (notebook 05)."""
+    """Patience on dev accuracy, best weights kept in memory: one rule for `train_student` and the Trainer."""
 
     def __init__(self, patience: int | None):
         self.patience = None if patience is None else check_count(patience, "early_stopping", hint="a patience in epochs, or None")
@@ -318,7 +318,7 @@ def distillation_step(
     hidden_weight: float = 0.0,
     teacher_features: Tensor | None = None,
 ) -> Step:
-    """One forward pass and its loss, shared by train_student and the Trainer so they cannot drift (notebook 04).
+    """One forward pass and its loss, shared by train_student and the Trainer so they cannot drift.
 
     `labels` holds -100 for unlabelled rows (the loss's rule: every row weighs 1). With `hidden_weight` > 0 the
     student's sentence vector is pulled towards the teacher's by w·(1 − cos) (DistilBERT's cosine loss).

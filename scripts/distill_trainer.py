@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from kdlab.cache import TeacherSettings, load_teacher_cache
-from kdlab.cli import _positive_float, _positive_int, _unit_float
+from kdlab.cli import _lam, _positive_float, _positive_int, _temperature
 from kdlab.data import DEFAULT_DATA_DIR
 from kdlab.scale_out import DistillationDataset, distill_with_trainer, training_arguments
 from kdlab.students import STUDENT_KINDS, build_student, count_parameters
@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="folder with train/dev/test .tsv or .csv (columns text,label)")
     parser.add_argument("--teacher", default=None, help="local model folder or hub id (default: the packaged MiniLM)")
     parser.add_argument("--student", default="bag", choices=STUDENT_KINDS)
-    parser.add_argument("--temperature", type=_positive_float, default=4.0, help="softmax temperature T (default 4)")
-    parser.add_argument("--lam", type=_unit_float, default=0.5, help="λ, weight on the hard-label CE term (default 0.5)")
+    parser.add_argument("--temperature", type=_temperature, default=4.0, help="softmax temperature T in (0, 1000] (default 4)")
+    parser.add_argument("--lam", type=_lam, default=0.5, help="λ, weight on the hard-label CE term (default 0.5)")
     parser.add_argument("--epochs", type=_positive_int, default=None, help="student epochs (default: per student kind)")
     parser.add_argument("--batch-size", type=_positive_int, default=None, help="rows per process per step (default: per student kind)")
     parser.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default: per student kind)")
