@@ -7,8 +7,9 @@
 
 Servers listen on 127.0.0.1 only, on a free port, behind a random token, and serve a temporary
 copy of notebooks/ so no outputs are ever written into the repository. Screenshots go to
-artifacts/screenshots/ (git-ignored) for a human to look at. Chromium is Debian's (`apt-get
-install chromium`, or `make browser-deps`); Playwright's own browser download is not used.
+artifacts/screenshots/ (git-ignored) for a human to look at. Chromium is found by tests/chromium.py,
+the same search `make browser-deps` uses: KDLAB_CHROMIUM, then chromium / chromium-browser /
+google-chrome on PATH, then Playwright's own downloaded Chromium.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from pathlib import Path
 
 import pytest
 
+from chromium import ChromiumNotFound, find_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK_02 = "02-Soft-Targets-and-Temperature.ipynb"
 APP = ROOT / "apps" / "temperature_explorer.ipynb"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 
-CHROMIUM = os.environ.get("KDLAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1440, "height": 1000}
@@ -133,18 +135,18 @@ def teacher_cache():
 
 @pytest.fixture(scope="module")
 def chromium():
-    """Headless Debian Chromium driven by Playwright; a missing browser is a failure, not a skip."""
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"The browser tests need Debian's Chromium at {CHROMIUM}, which is missing. Install it with "
-                    f"`apt-get install chromium` (as root; `make browser-deps` does this), or point KDLAB_CHROMIUM "
-                    f"at a Chromium binary.", pytrace=False)
+    """Headless Chromium driven by Playwright; a missing browser is a failure, not a skip."""
+    try:
+        executable = find_chromium()
+    except ChromiumNotFound as missing:
+        pytest.fail(str(missing), pytrace=False)
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("The browser tests need the playwright package: `.venv/bin/pip install -r requirements.txt`.",
                     pytrace=False)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         try:
             yield browser
         finally:
