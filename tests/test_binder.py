@@ -475,6 +475,12 @@ def test_python_is_checked_before_anything_else():
         f"make setup must check Python 3.11 and ensurepip first; it starts with: {setup[:2]}"
 
 
+def test_the_torch_note_names_the_pinned_torch(requirements):
+    note = [c for c in make_dry_run("setup") if 'm.version("torch")' in c]
+    assert note and f'!= "{requirements["torch"]}"' in note[0] and f"torch=={requirements['torch']}" in note[0], \
+        "make setup's torch note must read the pin from requirements.txt"
+
+
 @pytest.mark.parametrize("fake, message", [
     ('case "$1" in --version) echo "Python 3.10.12";; *) exit 1;; esac', "needs Python 3.11, and '{python}' is Python 3.10.12"),
     ('case "$*" in *ensurepip*) exit 1;; esac\nexec "{real}" "$@"', "sudo apt-get install python3.11-venv"),
