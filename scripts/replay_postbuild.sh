@@ -4,13 +4,17 @@
 #
 #   bash scripts/replay_postbuild.sh        # about 5 min: pip install ~3 min, teacher cache ~2 min
 #   KEEP=1 bash scripts/replay_postbuild.sh # keep the temporary folder to look around afterwards
+#   TORCH_WHEEL=path/to/torch-2.13.0+cpu-….whl bash scripts/replay_postbuild.sh  # see "torch" below
 #
 # What differs from Binder, and why:
 # - Binder builds binder/environment.yml with conda (Python 3.11, torch from conda-forge's
 #   pytorch-cpu, everything else from PyPI). pip cannot build a conda environment, so this script
 #   makes a plain venv and installs the same pins from requirements.txt; tests/test_binder.py keeps
-#   the two files in step, version for version. Like `make setup`, that relies on pip resolving
-#   torch==2.13.0 to the CPU build, as it does on this project's machines.
+#   the two files in step, version for version.
+# - torch: Binder's is CPU-only and postBuild refuses a CUDA one. From PyPI, torch==2.13.0 on Linux is
+#   the CUDA build, so where pip would pick that, this script stops before downloading it and asks for
+#   TORCH_WHEEL: a CPU wheel of torch 2.13.0 for this Python, fetched as PyTorch's install selector says
+#   (Compute Platform: CPU), e.g. with `pip download --no-deps` and the options the selector shows.
 # - Binder builds from a fresh clone. This replays from a copy of the working tree as git sees it
 #   (tracked and untracked-but-not-ignored files), so .venv, .cache and other ignored files can't
 #   make it pass, yet uncommitted edits are replayed too.
@@ -43,8 +47,24 @@ stage "fresh virtual environment ($("$PYTHON" --version 2>&1)), binder's Python 
 export PATH="$work/venv/bin:$PATH" VIRTUAL_ENV="$work/venv"
 pip_started=$SECONDS
 # The full pip log goes to a file and is shown only when the install fails.
-if ! { python -m pip install --upgrade pip && python -m pip install -r "$work/repo/requirements.txt"; } \
-    > "$work/pip.log" 2>&1; then
+python -m pip install --upgrade pip > "$work/pip.log" 2>&1 || { tail -n 40 "$work/pip.log" >&2; exit 1; }
+if [ -n "${TORCH_WHEEL:-}" ]; then
+  python -m pip install --no-deps "$TORCH_WHEEL" >> "$work/pip.log" 2>&1 \
+    || { tail -n 40 "$work/pip.log" >&2; echo "FAIL: could not install TORCH_WHEEL=$TORCH_WHEEL" >&2; exit 1; }
+fi
+# Resolve first (metadata only): stop before pip downloads several GB of CUDA wheels that postBuild would refuse.
+python -m pip install --dry-run --quiet --report "$work/plan.json" -r "$work/repo/requirements.txt" >> "$work/pip.log" 2>&1 \
+  || { tail -n 40 "$work/pip.log" >&2; echo "FAIL: pip could not resolve requirements.txt" >&2; exit 1; }
+python - "$work/plan.json" <<'EOF'
+import json, sys
+names = [item["metadata"]["name"] for item in json.load(open(sys.argv[1]))["install"]]
+cuda = sorted(n for n in names if n.lower().startswith("nvidia-"))
+if cuda:
+    sys.exit(f"FAIL: pip would install the CUDA build of torch here ({len(cuda)} nvidia-* packages, e.g. {cuda[0]}), "
+             "which Binder's CPU-only environment never has. Rerun with TORCH_WHEEL=<a torch 2.13.0 CPU wheel>, "
+             "fetched as PyTorch's install selector says (Compute Platform: CPU).")
+EOF
+if ! python -m pip install -r "$work/repo/requirements.txt" >> "$work/pip.log" 2>&1; then
   tail -n 40 "$work/pip.log" >&2
   echo "FAIL: pip install -r requirements.txt (full log: $work/pip.log; rerun with KEEP=1 to keep it)" >&2
   exit 1

