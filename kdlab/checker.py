@@ -364,8 +364,10 @@ def _explain(h: _Hypothesis) -> list[Finding]:
     if kd.reversed:
         found.append(Finding(
             "kl-reversed",
-            "The KL divergence is the wrong way round: KL(p_S ‖ p_T) instead of KL(p_T ‖ p_S). The teacher's "
-            "distribution is the target: it must be F.kl_div's second argument.",
+            "This is the reverse KL, KL(p_S ‖ p_T), not this loss's direction KL(p_T ‖ p_S). Reverse KL is a "
+            "deliberate choice elsewhere (it is mode-seeking; language-model distillation such as MiniLLM uses it), "
+            "but Hinton's loss, and kdlab.distillation_loss, take the teacher's distribution as the target: it must "
+            "be F.kl_div's second argument.",
             "F.kl_div(F.log_softmax(student_logits / T, dim=-1), F.softmax(teacher_logits / T, dim=-1), "
             "reduction='batchmean')"))
     if not kd.entropy_removed:
