@@ -49,11 +49,12 @@ setup: $(STAMP)
 lab: setup
 	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --notebook-dir=notebooks notebooks/00-Welcome.ipynb
 
-# Every test: unit tests, the browser test, and every notebook executed by nbval, all offline.
+# Every test, all offline: unit tests, the browser test, every notebook run twice under KDLAB_EXERCISES=strict
+# (tests/test_exercises.py: stubs must fail, solutions must pass), then the Voila app under nbval.
 test: export HF_HUB_OFFLINE := 1
 test: setup browser-deps
 	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 -p no:cacheprovider notebooks apps
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 -p no:cacheprovider apps
 
 # One search for Chromium, the browser test's own (tests/chromium.py). As root with apt-get and none found,
 # install Debian's chromium; otherwise the search prints one line saying what to install.

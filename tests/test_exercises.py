@@ -55,3 +55,17 @@ def test_the_runner_catches_each_way_of_breaking_the_contract(tmp_path, stub, so
 def test_solutions_replace_the_whole_stub_cell(tmp_path):
     nb = nbformat.read(toy_notebook(tmp_path, STUB, SOLUTION), as_version=4)
     assert exercise_cells(nb) == [0] and with_solutions(nb).cells[0].source.strip() == SOLUTION
+
+
+def test_the_static_lint_of_the_contract_passes():
+    if not LINT.exists():
+        pytest.skip(f"{LINT} is not beside this checkout (it ships with the project's shared folder)")
+    done = subprocess.run([sys.executable, str(LINT)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"0 problem(s) in {len(NOTEBOOKS)} notebook(s)" in done.stdout
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_every_notebook_keeps_the_exercise_contract(notebook):
+    """As committed each exercise cell raises and no other does; with the solutions pasted in, nothing raises."""
+    assert check_notebook(notebook) == []
