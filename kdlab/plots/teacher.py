@@ -15,7 +15,7 @@ from .style import FONT_SIZE, OKABE_ITO, _as_2d, _draws_on_axes
 def confusion_counts(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """counts[i, j] = how many examples of gold class i were predicted as class j.
 
-    Introduced in notebook 01 (01-Teacher-Setup).
+    Introduced in notebook 01 (01-Teacher-Setup), behind `top_confusions` and `plot_confusions`.
     """
     predictions = np.asarray(predictions).astype(int).ravel()
     labels = np.asarray(labels).astype(int).ravel()
