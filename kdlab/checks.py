@@ -50,20 +50,20 @@ def check_temperature(temperature, name: str = "temperature") -> float:
 
 def check_lam(lam, name: str = "lam") -> float:
     """Refuse λ outside [0, 1]: λ weighs the hard-label CE term, 1 − λ the soft term, and neither may go negative."""
-    hint = "the weight on the hard-label CE term: 1 = labels only, 0 = teacher only, 0.5 = an even blend"
-    value = _number(lam, name, hint, finite=False)
-    if not 0.0 <= value <= 1.0:  # also False for NaN
-        raise ValueError(f"{name} ({hint}) must be in [0, 1], got {lam!r}")
-    return value
+    return _unit_interval(lam, name, "the weight on the hard-label CE term: 1 = labels only, 0 = teacher only, 0.5 = an even blend")
 
 
 def check_beta(beta, name: str = "beta") -> float:
     """Refuse β outside [0, 1]: the generalised JSD's mixture between forward (0) and reverse (1) KL."""
-    hint = "0 = forward KL(teacher‖student), 1 = reverse KL(student‖teacher), 0.5 = symmetric JSD"
-    value = _number(beta, name, hint, finite=False)
-    if not 0.0 <= value <= 1.0:  # also False for NaN
-        raise ValueError(f"{name} ({hint}) must be in [0, 1], got {beta!r}")
-    return value
+    return _unit_interval(beta, name, "0 = forward KL(teacher‖student), 1 = reverse KL(student‖teacher), 0.5 = symmetric JSD")
+
+
+def _unit_interval(value, name: str, hint: str) -> float:
+    """A weight in [0, 1]; NaN and inf fail the range test, so they get the range message."""
+    number = _number(value, name, hint, finite=False)
+    if not 0.0 <= number <= 1.0:  # also False for NaN
+        raise ValueError(f"{name} ({hint}) must be in [0, 1], got {value!r}")
+    return number
 
 
 def check_probability(value, name: str, *, allow_one: bool = False) -> float:
