@@ -37,7 +37,7 @@ $(STAMP): requirements.txt requirements-no-deps.txt pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	@$(PY) -c 'import importlib.metadata as m, sys; sys.exit(m.version("torch").split("+")[0] != "$(TORCH_PIN)")' 2>/dev/null \
 	  || [ "$$(uname -s)" != Linux ] \
-	  || echo "note: torch==$(TORCH_PIN) is not in $(VENV) yet. From PyPI, Linux gets the CUDA build (several GB of nvidia-* libraries). For the CPU-only build: stop here (Ctrl-C), install torch==$(TORCH_PIN) into $(VENV) as PyTorch's install selector says (Compute Platform: CPU), then make again."
+	  || echo "note: torch==$(TORCH_PIN) is not in $(VENV) yet. From PyPI, Linux gets the CUDA build (about 2.7 GB of nvidia-* libraries). For the CPU-only build: stop here (Ctrl-C), install torch==$(TORCH_PIN) into $(VENV) as PyTorch's install selector says (Compute Platform: CPU), then make again."
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-no-deps.txt
 	$(PY) -m pip install --quiet --no-deps -e .

@@ -52,7 +52,7 @@ if [ -n "${TORCH_WHEEL:-}" ]; then
   python -m pip install --no-deps "$TORCH_WHEEL" >> "$work/pip.log" 2>&1 \
     || { tail -n 40 "$work/pip.log" >&2; echo "FAIL: could not install TORCH_WHEEL=$TORCH_WHEEL" >&2; exit 1; }
 fi
-# Resolve first (metadata only): stop before pip downloads several GB of CUDA wheels that postBuild would refuse.
+# Resolve first (metadata only): stop before pip downloads about 2.7 GB of CUDA wheels that postBuild would refuse.
 python -m pip install --dry-run --quiet --report "$work/plan.json" -r "$work/repo/requirements.txt" >> "$work/pip.log" 2>&1 \
   || { tail -n 40 "$work/pip.log" >&2; echo "FAIL: pip could not resolve requirements.txt" >&2; exit 1; }
 python - "$work/plan.json" <<'EOF'
