@@ -30,15 +30,12 @@ import torch
 import kdlab
 from kdlab.deployment import (
     DEPLOYMENT_EPOCHS, HEAD_FROM_TEACHER, export_onnx, file_size_mb, onnx_feed, onnx_predict_logits, onnx_session,
-    quantize_dynamic_int8, quantize_onnx_int8, size_on_disk_mb, trained_student,
+    quantize_dynamic_int8, quantize_onnx_int8, quantize_onnx_static_int8, size_on_disk_mb, trained_student,
 )
 from kdlab.students import count_parameters
 from kdlab.teacher import load_encoder
 from kdlab.tokens import Tokens
 from kdlab.training import predict_logits
-
-
-RUNTIMES = ("eager torch", "eager torch int8", "ONNX Runtime", "ONNX Runtime int8")
 
 
 def markdown(rows: list[dict]) -> str:
@@ -138,8 +135,9 @@ def cpu_name() -> str:
 MODELS = ("teacher", *DEPLOYMENT_EPOCHS)
 
 
-def model_variants(family: str, model: torch.nn.Module, example: Tokens, folder: Path, int8_torch: bool = True) -> list[Variant]:
-    """The four forms of one model: eager float, eager torch int8, ONNX Runtime float and ORT's own dynamic int8."""
+def model_variants(family: str, model: torch.nn.Module, example: Tokens, calibration: Tokens, folder: Path,
+                   int8_torch: bool = True) -> list[Variant]:
+    """The five forms of one model: eager float, eager torch int8, ONNX Runtime float, ORT dynamic and static int8."""
     params = count_parameters(model)
     slug = family.split()[0]
     path = export_onnx(model, example, folder / f"{slug}.onnx")
@@ -149,6 +147,8 @@ def model_variants(family: str, model: torch.nn.Module, example: Tokens, folder:
     variants.append(onnx_variant(family, "ONNX Runtime", f"{slug} ONNX Runtime", path, params))
     variants.append(onnx_variant(family, "ONNX Runtime int8", f"{slug} ONNX Runtime int8",
                                  quantize_onnx_int8(path, folder / f"{slug}-int8.onnx"), params))
+    variants.append(onnx_variant(family, "ONNX Runtime static int8", f"{slug} ONNX Runtime static int8",
+                                 quantize_onnx_static_int8(path, folder / f"{slug}-static-int8.onnx", calibration), params))
     return variants
 
 
@@ -174,13 +174,16 @@ def main() -> None:
     encoder, tokenizer = load_encoder()
     tokens, labels = cache.tokens["test"], cache.labels["test"]
     example = cache.tokens["dev"].select(torch.arange(8))  # 8 queries of different lengths: batch and length stay free
+    # Static int8's activation ranges: 256 random train queries (never the test rows it is scored on).
+    calibration = cache.tokens["train"].select(torch.randperm(len(cache.labels["train"]),
+                                                              generator=torch.Generator().manual_seed(args.seed))[:256])
     timings, variants, known_logits = {}, [], {}
     folder = Path(tempfile.mkdtemp(prefix="kdlab-deployment-"))
 
     if "teacher" in args.models:
         teacher = kdlab.teacher_from_cache(cache)
         start = time.perf_counter()
-        variants += model_variants("teacher (MiniLM-L6)", teacher, example, folder, int8_torch=not args.skip_teacher_int8)
+        variants += model_variants("teacher (MiniLM-L6)", teacher, example, calibration, folder, int8_torch=not args.skip_teacher_int8)
         timings["export teacher"] = time.perf_counter() - start
         known_logits["teacher (MiniLM-L6)"] = cache.logits["test"]  # the cache holds its eager test logits
     for kind, epochs in DEPLOYMENT_EPOCHS.items():
@@ -192,7 +195,7 @@ def main() -> None:
         print(f"{kind}: {'loaded from .cache' if loaded else f'trained {epochs} epoch(s)'} in {timings[f'train {kind}']:.0f} s",
               flush=True)
         start = time.perf_counter()
-        variants += model_variants(f"{kind} KD student", student, example, folder)
+        variants += model_variants(f"{kind} KD student", student, example, calibration, folder)
         timings[f"export {kind}"] = time.perf_counter() - start
 
     # Accuracy and agreement on the whole test split, each variant scored by its own runtime.
@@ -242,7 +245,8 @@ def main() -> None:
         f"machine; throughput: 512 test queries in batches of 32, also interleaved batch by batch. File size: the saved "
         f"state_dict for eager torch, the .onnx file for ONNX Runtime. eager torch int8 = torch dynamic quantization "
         f"(Linear int8, embeddings weight-only int8); ONNX Runtime int8 = onnxruntime.quantization.quantize_dynamic "
-        f"(QInt8 weights). Exported with torch.export (torch.onnx.export(dynamo=True)), dynamic batch and length; the bag "
+        f"(QInt8 weights); ONNX Runtime static int8 = quantize_static (QOperator, uint8 activations with ranges from 256 "
+        f"train queries, int8 weights; MatMul, Gemm, Gather). Exported with torch.export (torch.onnx.export(dynamo=True)), dynamic batch and length; the bag "
         f"student as nn.Embedding + masked mean (same weights). params of int8 rows = the float model's. "
         f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {machine} (load average {load_at_start:.1f} "
         f"at start, {os.getloadavg()[0]:.1f} at end): timings are noisy; compare rows, not runs. Total {total / 60:.1f} min."

@@ -15,7 +15,7 @@ from torch import nn
 import kdlab
 from kdlab.deployment import (
     BagAsEmbedding, export_onnx, export_program, exportable, file_size_mb, onnx_predict_logits, onnx_session,
-    program_module, quantize_dynamic_int8, quantize_onnx_int8,
+    program_module, quantize_dynamic_int8, quantize_onnx_int8, quantize_onnx_static_int8,
 )
 from kdlab.tokens import Tokens
 from kdlab.training import predict_logits
@@ -90,9 +90,13 @@ def test_onnx_and_eager_predictions_agree_on_every_row(models, onnx_files, toy_c
     assert disagreements == 0, f"{disagreements} of {len(rows)} rows predicted differently"
 
 
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_ort_int8_file_is_smaller_and_mostly_agrees(models, onnx_files, toy_cache, kind, tmp_path):
-    int8 = quantize_onnx_int8(onnx_files[kind], tmp_path / f"{kind}-int8.onnx")
+def test_ort_int8_file_is_smaller_and_mostly_agrees(models, onnx_files, toy_cache, kind, static, tmp_path):
+    if static:  # activation ranges from the train rows; scored below on all rows, as a smoke check of the method
+        int8 = quantize_onnx_static_int8(onnx_files[kind], tmp_path / f"{kind}-int8.onnx", toy_cache.tokens["train"])
+    else:
+        int8 = quantize_onnx_int8(onnx_files[kind], tmp_path / f"{kind}-int8.onnx")
     assert file_size_mb(int8) < file_size_mb(onnx_files[kind])
     rows = all_rows(toy_cache)
     eager = predict_logits(models[kind], rows, batch_size=32)
@@ -148,6 +152,8 @@ def test_bad_input_is_refused_with_a_clear_message(models, onnx_files, toy_cache
         quantize_onnx_int8(tmp_path / "missing.onnx", tmp_path / "int8.onnx")
     with pytest.raises(ValueError, match="int8_path"):
         quantize_onnx_int8(onnx_files["bag"], onnx_files["bag"])
+    with pytest.raises(ValueError, match="calibration_tokens"):
+        quantize_onnx_static_int8(onnx_files["bag"], tmp_path / "static.onnx", "my card is lost")
     session = onnx_session(onnx_files["bag"])
     with pytest.raises(ValueError, match="tokens"):
         onnx_predict_logits(session, "my card is lost")
