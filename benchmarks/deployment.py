@@ -29,7 +29,7 @@ import torch
 
 import kdlab
 from kdlab.deployment import (
-    DEPLOYMENT_EPOCHS, HEAD_FROM_TEACHER, export_onnx, file_size_mb, onnx_feed, onnx_predict_logits, onnx_session,
+    DEPLOYMENT_EPOCHS, ENERGY_PJ_45NM, HEAD_FROM_TEACHER, energy_estimate, export_onnx, file_size_mb, onnx_feed, onnx_predict_logits, onnx_session,
     quantize_dynamic_int8, quantize_onnx_int8, quantize_onnx_static_int8, size_on_disk_mb, trained_student,
 )
 from kdlab.students import count_parameters
@@ -177,7 +177,7 @@ def main() -> None:
     # Static int8's activation ranges: 256 random train queries (never the test rows it is scored on).
     calibration = cache.tokens["train"].select(torch.randperm(len(cache.labels["train"]),
                                                               generator=torch.Generator().manual_seed(args.seed))[:256])
-    timings, variants, known_logits = {}, [], {}
+    timings, variants, known_logits, float_models = {}, [], {}, {}
     folder = Path(tempfile.mkdtemp(prefix="kdlab-deployment-"))
 
     if "teacher" in args.models:
@@ -186,6 +186,7 @@ def main() -> None:
         variants += model_variants("teacher (MiniLM-L6)", teacher, example, calibration, folder, int8_torch=not args.skip_teacher_int8)
         timings["export teacher"] = time.perf_counter() - start
         known_logits["teacher (MiniLM-L6)"] = cache.logits["test"]  # the cache holds its eager test logits
+        float_models["teacher (MiniLM-L6)"] = teacher
     for kind, epochs in DEPLOYMENT_EPOCHS.items():
         if kind not in args.models:
             continue
@@ -196,8 +197,11 @@ def main() -> None:
               flush=True)
         start = time.perf_counter()
         variants += model_variants(f"{kind} KD student", student, example, calibration, folder)
+        float_models[f"{kind} KD student"] = student
         timings[f"export {kind}"] = time.perf_counter() - start
 
+    # Energy cannot be metered on a VM: estimate it per query from operation counts (kdlab.deployment.energy_estimate).
+    energy = {name: energy_estimate(model, tokens, max_queries=200) for name, model in float_models.items()}
     # Accuracy and agreement on the whole test split, each variant scored by its own runtime.
     predictions = {}
     for v in variants:
@@ -237,6 +241,23 @@ def main() -> None:
     )
     import onnxruntime
 
+    teacher_uj = energy["teacher (MiniLM-L6)"].total_uj if "teacher (MiniLM-L6)" in energy else None
+    energy_lines = [
+        "| model (eager float) | MACs per query | weight bytes read per query | estimated energy per query (µJ) | vs teacher |",
+        "|---|---:|---:|---:|---:|",
+    ] + [
+        f"| {name} | {e.macs:,.0f} | {e.dram_bytes:,.0f} | {e.total_uj:.2f} | "
+        + (f"{teacher_uj / e.total_uj:.0f}× less |" if teacher_uj and name != "teacher (MiniLM-L6)" else "|")
+        for name, e in energy.items()
+    ]
+    energy_text = (
+        "### Energy per query: an estimate, not a measurement\n\n" + "\n".join(energy_lines) + "\n\n"
+        f"A VM cannot meter energy. Counted on {min(200, len(labels))} test queries at batch 1: multiply-accumulates "
+        f"(torch.utils.flop_counter / 2) at {ENERGY_PJ_45NM['fp32 multiply']} + {ENERGY_PJ_45NM['fp32 add']} pJ (fp32 multiply "
+        f"+ add) and every weight read once from DRAM at {ENERGY_PJ_45NM['dram read per 32 bits']:.0f} pJ per 32 bits "
+        f"(embedding tables: only the query's rows); activations left out. Energies from M. Horowitz, \"Computing's energy "
+        f"problem\", ISSCC 2014, 45 nm: newer process nodes spend less per operation; the ratio student / teacher is the number to read."
+    )
     report = (
         f"## Deployment benchmark ({date})\n\n{markdown(rows)}\n\n"
         f"Test split of Banking77 ({len(labels)} queries). Students: KD (T=4, λ=0.5), seed {args.seed}: {recipe_text}. "
@@ -250,6 +271,7 @@ def main() -> None:
         f"student as nn.Embedding + masked mean (same weights). params of int8 rows = the float model's. "
         f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {machine} (load average {load_at_start:.1f} "
         f"at start, {os.getloadavg()[0]:.1f} at end): timings are noisy; compare rows, not runs. Total {total / 60:.1f} min."
+        f"\n\n{energy_text}"
     )
     print("\n" + report)
     if args.markdown is not None:
@@ -261,6 +283,9 @@ def main() -> None:
             "rows": rows, "machine": machine, "date": date, "test_queries": len(labels), "recipes": recipes,
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "threads": args.threads,
             "load_average": [load_at_start, os.getloadavg()[0]], "timings_s": timings, "interleaved": True,
+            "energy_estimate": {name: {"macs": e.macs, "dram_bytes": e.dram_bytes, "total_uj": e.total_uj}
+                                for name, e in energy.items()},
+            "energy_pj_45nm": ENERGY_PJ_45NM,
         }, indent=2) + "\n")
 
 

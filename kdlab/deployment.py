@@ -393,6 +393,55 @@ def same_predictions(a: nn.Module, b: nn.Module, tokens: Tokens, batch_size: int
     return Agreement(agreement, (logits_a - logits_b).abs().max().item())
 
 
+# Energy per operation at 45 nm, 0.9 V: M. Horowitz, "Computing's energy problem (and what we can do about it)",
+# ISSCC 2014, pp. 10–14 (Figure 1.1.9). Newer process nodes are cheaper per operation, but the ratios hold roughly.
+ENERGY_PJ_45NM = {"fp32 multiply": 3.7, "fp32 add": 0.9, "dram read per 32 bits": 640.0}
+
+
+@dataclass
+class EnergyEstimate:
+    """Per-query energy from operation counts, not a meter: multiply-accumulates and weight bytes read from DRAM."""
+
+    macs: float
+    dram_bytes: float
+    compute_uj: float
+    memory_uj: float
+
+    @property
+    def total_uj(self) -> float:
+        return self.compute_uj + self.memory_uj
+
+
+def energy_estimate(model: nn.Module, tokens: Tokens, max_queries: int = 100) -> EnergyEstimate:
+    """Average batch-1 energy per query, estimated (a VM cannot meter it) with ENERGY_PJ_45NM.
+
+    MACs: torch.utils.flop_counter on each query (matrix products and attention; a lookup costs none) / 2, each MAC
+    an fp32 multiply and add. Memory: every weight read once from DRAM per query (batch 1: nothing is reused
+    across queries), except embedding tables, of which only the query's rows are read; activations are left out.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    _check_tokens(tokens, "tokens")
+    _check_float_student(model)
+    model.eval()
+    tables = [m for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
+    table_ids = {id(m.weight) for m in tables}
+    dense_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if id(p) not in table_ids)
+    macs, dram = [], []
+    for i in range(min(max_queries, len(tokens))):
+        one = tokens.select([i])
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            model(one.input_ids, one.attention_mask)
+        macs.append(counter.get_total_flops() / 2)
+        rows = one.input_ids.shape[1]  # each table (word, position, token type) is read once per token
+        dram.append(dense_bytes + sum(rows * m.weight.shape[1] * m.weight.element_size() for m in tables))
+    mac, byte = float(np.mean(macs)), float(np.mean(dram))
+    pj = ENERGY_PJ_45NM
+    return EnergyEstimate(mac, byte, mac * (pj["fp32 multiply"] + pj["fp32 add"]) / 1e6,
+                          byte / 4 * pj["dram read per 32 bits"] / 1e6)
+
+
 def pareto_front(latencies: list[float], accuracies: list[float]) -> list[int]:
     """Indices of the models no other beats on both axes (faster and at least as accurate), fastest first."""
     if len(latencies) != len(accuracies):
@@ -601,7 +650,7 @@ def _check_tokens(tokens: Tokens, name: str) -> None:
 
 
 __all__ = [
-    "BENCHMARK_RESULTS", "DEPLOYMENT_EPOCHS", "HEAD_FROM_TEACHER", "Agreement", "BenchmarkResults", "Int8Lookup", "Latency",
+    "BENCHMARK_RESULTS", "DEPLOYMENT_EPOCHS", "ENERGY_PJ_45NM", "EnergyEstimate", "energy_estimate", "HEAD_FROM_TEACHER", "Agreement", "BenchmarkResults", "Int8Lookup", "Latency",
     "BagAsEmbedding", "ONNX_INPUTS", "benchmark_results", "deployment_row", "export_onnx", "export_program", "exportable",
     "file_size_mb", "results_frame", "latency_ms", "load_student_file", "onnx_feed", "onnx_predict_logits", "onnx_session",
     "program_module", "quantize_onnx_int8", "quantize_onnx_static_int8", "pareto_front", "quantize_dynamic_int8", "same_predictions", "save_student_file",

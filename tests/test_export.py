@@ -178,3 +178,21 @@ class WidthDependent(nn.Module):
         if input_ids.shape[1] == 5:
             return torch.zeros(input_ids.shape[0], 3)
         return torch.ones(input_ids.shape[0], 3)
+
+
+def test_energy_estimate_counts_the_bag_by_hand_and_ranks_the_models(models, toy_cache):
+    from kdlab.deployment import ENERGY_PJ_45NM, energy_estimate
+
+    rows = all_rows(toy_cache)
+    bag = models["bag"]
+    dim, hidden, labels = bag.feature_dim, bag.classifier[2].out_features, bag.classifier[5].out_features
+    estimate = energy_estimate(bag, rows, max_queries=20)
+    assert estimate.macs == dim * hidden + hidden * labels  # the MLP's two matrix products; the lookup costs no MAC
+    dense = sum(p.numel() for name, p in bag.named_parameters() if not name.startswith("embedding"))
+    widths = [rows.select([i]).input_ids.shape[1] for i in range(20)]
+    assert estimate.dram_bytes == pytest.approx(4 * dense + 4 * dim * sum(widths) / 20)
+    pj = ENERGY_PJ_45NM
+    assert estimate.total_uj == pytest.approx((estimate.macs * (pj["fp32 multiply"] + pj["fp32 add"])
+                                               + estimate.dram_bytes / 4 * pj["dram read per 32 bits"]) / 1e6)
+    teacher = energy_estimate(models["teacher"], rows, max_queries=20)
+    assert teacher.macs > estimate.macs and teacher.total_uj > energy_estimate(models["truncated"], rows, max_queries=20).total_uj
