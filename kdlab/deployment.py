@@ -1,13 +1,16 @@
 """Deployment: how big, how fast and how faithful a model is once it leaves the notebook.
 
-Size on disk, batch-1 latency (median and p95), dynamic int8 quantization, a TorchScript export
-that reloads without kdlab, and a check that a converted model still predicts what the original did.
+Size on disk, batch-1 latency (median and p95), dynamic int8 quantization, export with torch.export to a
+self-contained ONNX file that ONNX Runtime runs without kdlab or torch (float and ORT's own int8), and a check
+that a converted model still predicts what the original did.
 Timings on a shared or busy CPU are noisy: compare models measured in the same run, never across runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -124,40 +127,249 @@ def _wrap_lookups(module: nn.Module) -> None:
             _wrap_lookups(child)
 
 
-def export_torchscript(model: nn.Module, example_tokens: Tokens, path: str | Path) -> Path:
-    """Trace the model to a TorchScript file that any PyTorch (C++, mobile) loads without kdlab or transformers.
+class BagAsEmbedding(nn.Module):
+    """The bag student in export-friendly form: nn.Embedding + masked mean, the same weights and the same maths.
 
-    torch.jit.trace records the operations run on `example_tokens`; Python `if`s are frozen to the
-    branch taken, so trace with a padded batch (rows of different lengths) to keep the attention mask.
-    torch 2.13 marks torch.jit as deprecated (in favour of torch.export), but it still works and is
-    what PyTorch Mobile loads; ONNX export would need the onnx package, which is not installed here.
+    nn.EmbeddingBag exports to ONNX as a Loop over rows (correct, but several times slower in ONNX Runtime) and
+    has no kernel in ExecuTorch's prebuilt runtime; a lookup followed by a masked mean is a Gather and a
+    ReduceSum every runtime has. `export_onnx` and `export_program` use it for a BagStudent (notebook 06).
     """
+
+    def __init__(self, bag: nn.Module):
+        super().__init__()
+        self.pad_id = bag.pad_id
+        self.feature_dim = bag.feature_dim
+        self.embedding = nn.Embedding.from_pretrained(bag.embedding.weight.detach().clone(), freeze=True,
+                                                      padding_idx=bag.embedding.padding_idx)
+        self.classifier = bag.classifier
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        mask = attention_mask.to(torch.float32)
+        count = mask.sum(dim=1, keepdim=True).clamp(min=1.0)  # BagStudent divides by the real tokens, as here
+        if self.embedding.padding_idx is not None:  # EmbeddingBag(padding_idx=...) skips pad ids whatever their weight
+            mask = mask * (input_ids != self.embedding.padding_idx).to(torch.float32)
+        pooled = (self.embedding(input_ids) * mask.unsqueeze(-1)).sum(dim=1) / count
+        return self.classifier(pooled)
+
+
+def exportable(model: nn.Module) -> nn.Module:
+    """The form of a model that every runtime can run: a BagStudent becomes a BagAsEmbedding, others stay as they are."""
+    from .students import BagStudent
+
+    _check_float_student(model)
+    return BagAsEmbedding(model).eval() if isinstance(model, BagStudent) else model.eval()
+
+
+ONNX_INPUTS = ("input_ids", "attention_mask")  # the names an exported model's inputs have
+
+
+def _check_float_student(model: nn.Module) -> None:
+    """Refuse what cannot be exported: not a module, or a torch-int8 copy (quantize the exported float file instead)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module student (model(input_ids, attention_mask) → logits), "
+                         f"got {type(model).__name__}")
+    if any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules()):
+        raise ValueError("model is a torch int8 copy (quantize_dynamic_int8), which torch.export cannot export; export the "
+                         "float model and quantize the ONNX file with quantize_onnx_int8")
+
+
+def _dynamic_example(model: nn.Module, example_tokens: Tokens) -> tuple[tuple[Tensor, Tensor], tuple[dict, dict]]:
+    """(inputs, dynamic_shapes) for torch.export: batch and sequence length stay free, checked on one real call."""
     _check_tokens(example_tokens, "example_tokens")
-    if bool(example_tokens.attention_mask.all()):
-        raise ValueError("example_tokens must include padding (rows of different lengths), or the trace may drop the "
-                         "attention mask; pass several examples, e.g. cache.tokens['dev'].select(range(8))")
+    rows, width = example_tokens.input_ids.shape
+    if rows < 2 or width < 2:
+        raise ValueError(f"example_tokens must have at least 2 rows and 2 columns, or torch.export fixes that size; got "
+                         f"{rows}×{width}: pass several examples, e.g. cache.tokens['dev'].select(range(8))")
+    inputs = (example_tokens.input_ids, example_tokens.attention_mask)
+    try:
+        with torch.inference_mode():
+            logits = model(*inputs)
+    except TypeError as problem:
+        raise ValueError(f"model must follow the student protocol, model(input_ids, attention_mask) → logits; calling "
+                         f"{type(model).__name__} that way failed: {problem}") from None
+    if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != rows:
+        raise ValueError(f"model must return one row of logits per example (a {rows}×classes tensor), "
+                         f"got {type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}")
+    # AUTO, not named Dims: a BERT's position table caps the length, and a named Dim's range would have to say so.
+    axes = {0: torch.export.Dim.AUTO, 1: torch.export.Dim.AUTO}
+    return inputs, (axes, dict(axes))
+
+
+def _check_still_dynamic(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """Refuse a program that fixed the batch size or the length (AUTO falls back to the example's size silently)."""
+    from torch.fx.experimental.symbolic_shapes import is_concrete_int
+
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in ONNX_INPUTS:
+            fixed = [axis for axis, size in zip(("batch", "sequence"), node.meta["val"].shape) if is_concrete_int(size)]
+            if fixed:
+                raise ValueError(f"torch.export fixed the {' and '.join(fixed)} axis of {node.name} to the example's size; "
+                                 "this model cannot take other batch sizes or lengths once exported")
+    return program
+
+
+def export_program(model: nn.Module, example_tokens: Tokens) -> torch.export.ExportedProgram:
+    """torch.export's graph of the model (what replaces TorchScript in torch 2.x), any batch size and length (notebook 06).
+
+    `program_module(program)(input_ids, attention_mask)` runs it without the Python class; ONNX and ExecuTorch start from it.
+    """
+    model = exportable(model)
+    inputs, shapes = _dynamic_example(model, example_tokens)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers probes renamed attributes while tracing
+        return _check_still_dynamic(torch.export.export(model, inputs, dynamic_shapes=shapes))
+
+
+def program_module(program: torch.export.ExportedProgram) -> nn.Module:
+    """The exported graph as a callable module, (input_ids, attention_mask) → logits, no kdlab class needed (notebook 06).
+
+    Runs without the program's Python guards: with torch 2.13 and transformers 5.24, the guard that BERT's
+    attention-mask code leaves behind raises AttributeError on a batch of several unpadded rows, although the graph
+    computes them right (tests/test_export.py checks such batches against eager logits).
+    """
+    if not isinstance(program, torch.export.ExportedProgram):
+        raise ValueError(f"program must be a torch.export.ExportedProgram (from export_program), got {type(program).__name__}")
+    return program.module(check_guards=False)
+
+
+def export_onnx(model: nn.Module, example_tokens: Tokens, path: str | Path) -> Path:
+    """One self-contained .onnx file that ONNX Runtime (servers, browsers, phones) runs without Python (notebook 06).
+
+    Uses the torch.export-based exporter (dynamo=True, which needs onnxscript); batch and sequence length are
+    dynamic axes. A BagStudent is exported in its `exportable` form. The float model only: quantize the file.
+    """
     path = Path(path)
-    if path.suffix != ".pt":
-        raise ValueError(f"path must end in .pt, got {str(path)!r}")
-    model.eval()
-    with warnings.catch_warnings(), torch.inference_mode():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", FutureWarning)  # transformers 5 probes a renamed attribute while tracing
-        traced = torch.jit.trace(model, (example_tokens.input_ids, example_tokens.attention_mask), check_trace=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.jit.save(traced, str(path))
+    if path.suffix != ".onnx":
+        raise ValueError(f"path must end in .onnx, got {str(path)!r}")
+    # The ONNX exporter keeps symbolic axes even where torch.export fixed a size (a branch on the length): check first.
+    # (Handing it this program instead fails in torch 2.13: its guard function breaks the exporter's decompositions.)
+    export_program(model, example_tokens)
+    model = exportable(model)
+    inputs, shapes = _dynamic_example(model, example_tokens)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+        warnings.simplefilter("ignore")
+        _quiet_onnx_logs()
+        torch.onnx.export(model, inputs, str(path), dynamo=True, input_names=list(ONNX_INPUTS), output_names=["logits"],
+                          dynamic_shapes=shapes, external_data=False, verbose=False)
+    _check_onnx_dynamic(path)
     return path
 
 
-def load_torchscript(path: str | Path) -> torch.jit.ScriptModule:
-    """Load an exported model: no kdlab class, no transformers import needed, just torch."""
+def _check_onnx_dynamic(path: Path) -> None:
+    """Remove and refuse an .onnx file whose inputs have a fixed batch size or length."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    for value in graph.input:
+        dims = value.type.tensor_type.shape.dim
+        fixed = [axis for axis, dim in zip(("batch", "sequence"), dims) if not dim.dim_param]
+        if fixed:
+            path.unlink()
+            raise ValueError(f"torch.export fixed the {' and '.join(fixed)} axis of {value.name} to the example's size; "
+                             "this model cannot take other batch sizes or lengths once exported")
+
+
+def _quiet_onnx_logs() -> None:
+    """The exporter and the quantizer log advice at WARNING that a learner cannot act on; keep errors."""
+    import logging
+
+    for name in ("torch.onnx", "torch.onnx._internal.exporter._registration", "root", "onnxruntime"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def onnx_session(path: str | Path):
+    """An onnxruntime.InferenceSession on the CPU with one thread: a phone core, and fair next to 1-thread torch (notebook 06)."""
+    import onnxruntime as ort
+
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"path must be an existing TorchScript file, got {str(path)!r}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.load(str(path)).eval()
+        raise ValueError(f"path must be an existing .onnx file (write one with export_onnx), got {str(path)!r}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as problem:  # onnxruntime raises its own error types for a file that is not ONNX
+        raise ValueError(f"{str(path)!r} is not a model ONNX Runtime can load: {str(problem).splitlines()[0]}") from None
+
+
+def onnx_feed(tokens: Tokens) -> dict[str, np.ndarray]:
+    """The inputs an exported model expects, by name, as int64 numpy arrays."""
+    return {"input_ids": tokens.input_ids.numpy().astype(np.int64), "attention_mask": tokens.attention_mask.numpy().astype(np.int64)}
+
+
+def onnx_predict_logits(session, tokens: Tokens, batch_size: int = 256) -> Tensor:
+    """Logits for every row from an ONNX Runtime session, batch by batch like predict_logits (notebook 06)."""
+    _check_tokens(tokens, "tokens")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
+    names = {i.name for i in session.get_inputs()}
+    if names != set(ONNX_INPUTS):
+        raise ValueError(f"session must take {', '.join(ONNX_INPUTS)} (a model from export_onnx), it takes {', '.join(sorted(names))}")
+    chunks = []
+    for start in range(0, len(tokens), batch_size):
+        batch = tokens.select(torch.arange(start, min(start + batch_size, len(tokens))))
+        chunks.append(torch.from_numpy(session.run(["logits"], onnx_feed(batch))[0]))
+    return torch.cat(chunks)
+
+
+def quantize_onnx_int8(path: str | Path, int8_path: str | Path) -> Path:
+    """ONNX Runtime's own dynamic int8 (MatMul/Gemm weights and embedding Gathers), no calibration data (notebook 06).
+
+    Like torch's dynamic quantization: int8 weights, activations quantized per call with their own range.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path, int8_path = Path(path), Path(int8_path)
+    if not path.is_file():
+        raise ValueError(f"path must be an existing .onnx file (write one with export_onnx), got {str(path)!r}")
+    if int8_path.suffix != ".onnx" or int8_path.resolve() == path.resolve():
+        raise ValueError(f"int8_path must be a new .onnx file next to the float one, got {str(int8_path)!r}")
+    _quiet_onnx_logs()
+    quantize_dynamic(str(path), str(int8_path), weight_type=QuantType.QInt8)
+    return int8_path
+
+
+def quantize_onnx_static_int8(path: str | Path, int8_path: str | Path, calibration_tokens: Tokens,
+                              batch_size: int = 32) -> Path:
+    """ONNX Runtime's static int8: activation ranges fixed beforehand from calibration rows (e.g. train queries).
+
+    No per-call range finding at inference, so it can be faster than dynamic int8, but the ranges are only as good
+    as the calibration rows are typical: calibrate on train, never on the test rows you report.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    path, int8_path = Path(path), Path(int8_path)
+    if not path.is_file():
+        raise ValueError(f"path must be an existing .onnx file (write one with export_onnx), got {str(path)!r}")
+    if int8_path.suffix != ".onnx" or int8_path.resolve() == path.resolve():
+        raise ValueError(f"int8_path must be a new .onnx file next to the float one, got {str(int8_path)!r}")
+    _check_tokens(calibration_tokens, "calibration_tokens")
+    batches = [onnx_feed(calibration_tokens.select(torch.arange(start, min(start + batch_size, len(calibration_tokens)))))
+               for start in range(0, len(calibration_tokens), batch_size)]
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.remaining = iter(batches)
+
+        def get_next(self):
+            return next(self.remaining, None)
+
+    _quiet_onnx_logs()
+    # QOperator (fused int8 ops), not QDQ: with QDQ the bag student ran ~14× slower at batch 1 in onnxruntime 1.32.
+    quantize_static(str(path), str(int8_path), Batches(), quant_format=QuantFormat.QOperator, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm", "Gather"])
+    return int8_path
+
+
+def file_size_mb(path: str | Path) -> float:
+    """Megabytes (10⁶ bytes) of a file: what a phone downloads for an exported model (notebook 06)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path must be an existing file, got {str(path)!r}")
+    return path.stat().st_size / 1e6
 
 
 @dataclass
@@ -179,6 +391,55 @@ def same_predictions(a: nn.Module, b: nn.Module, tokens: Tokens, batch_size: int
         raise ValueError(f"the models give logits of different shapes: {tuple(logits_a.shape)} vs {tuple(logits_b.shape)}")
     agreement = (logits_a.argmax(dim=1) == logits_b.argmax(dim=1)).float().mean().item()
     return Agreement(agreement, (logits_a - logits_b).abs().max().item())
+
+
+# Energy per operation at 45 nm, 0.9 V: M. Horowitz, "Computing's energy problem (and what we can do about it)",
+# ISSCC 2014, pp. 10–14 (Figure 1.1.9). Newer process nodes are cheaper per operation, but the ratios hold roughly.
+ENERGY_PJ_45NM = {"fp32 multiply": 3.7, "fp32 add": 0.9, "dram read per 32 bits": 640.0}
+
+
+@dataclass
+class EnergyEstimate:
+    """Per-query energy from operation counts, not a meter: multiply-accumulates and weight bytes read from DRAM."""
+
+    macs: float
+    dram_bytes: float
+    compute_uj: float
+    memory_uj: float
+
+    @property
+    def total_uj(self) -> float:
+        return self.compute_uj + self.memory_uj
+
+
+def energy_estimate(model: nn.Module, tokens: Tokens, max_queries: int = 100) -> EnergyEstimate:
+    """Average batch-1 energy per query, estimated (a VM cannot meter it) with ENERGY_PJ_45NM.
+
+    MACs: torch.utils.flop_counter on each query (matrix products and attention; a lookup costs none) / 2, each MAC
+    an fp32 multiply and add. Memory: every weight read once from DRAM per query (batch 1: nothing is reused
+    across queries), except embedding tables, of which only the query's rows are read; activations are left out.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    _check_tokens(tokens, "tokens")
+    _check_float_student(model)
+    model.eval()
+    tables = [m for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
+    table_ids = {id(m.weight) for m in tables}
+    dense_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if id(p) not in table_ids)
+    macs, dram = [], []
+    for i in range(min(max_queries, len(tokens))):
+        one = tokens.select([i])
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            model(one.input_ids, one.attention_mask)
+        macs.append(counter.get_total_flops() / 2)
+        rows = one.input_ids.shape[1]  # each table (word, position, token type) is read once per token
+        dram.append(dense_bytes + sum(rows * m.weight.shape[1] * m.weight.element_size() for m in tables))
+    mac, byte = float(np.mean(macs)), float(np.mean(dram))
+    pj = ENERGY_PJ_45NM
+    return EnergyEstimate(mac, byte, mac * (pj["fp32 multiply"] + pj["fp32 add"]) / 1e6,
+                          byte / 4 * pj["dram read per 32 bits"] / 1e6)
 
 
 def pareto_front(latencies: list[float], accuracies: list[float]) -> list[int]:
@@ -389,8 +650,9 @@ def _check_tokens(tokens: Tokens, name: str) -> None:
 
 
 __all__ = [
-    "BENCHMARK_RESULTS", "DEPLOYMENT_EPOCHS", "HEAD_FROM_TEACHER", "Agreement", "BenchmarkResults", "Int8Lookup", "Latency",
-    "benchmark_results", "deployment_row", "export_torchscript", "results_frame", "latency_ms", "load_torchscript",
-    "load_student_file", "pareto_front", "quantize_dynamic_int8", "same_predictions", "save_student_file",
+    "BENCHMARK_RESULTS", "DEPLOYMENT_EPOCHS", "ENERGY_PJ_45NM", "EnergyEstimate", "energy_estimate", "HEAD_FROM_TEACHER", "Agreement", "BenchmarkResults", "Int8Lookup", "Latency",
+    "BagAsEmbedding", "ONNX_INPUTS", "benchmark_results", "deployment_row", "export_onnx", "export_program", "exportable",
+    "file_size_mb", "results_frame", "latency_ms", "load_student_file", "onnx_feed", "onnx_predict_logits", "onnx_session",
+    "program_module", "quantize_onnx_int8", "quantize_onnx_static_int8", "pareto_front", "quantize_dynamic_int8", "same_predictions", "save_student_file",
     "size_on_disk_mb", "student_cache_path", "tensor_checksum", "trained_student",
 ]
