@@ -222,3 +222,20 @@ def test_plots_refuse_what_kdlab_checks_refuses(bad, error):
         plots.softmax(np.zeros(3), bad)
     with pytest.raises(error, match="temperature"):
         plots.entropy_curve(np.zeros((2, 3)), [1.0, bad])
+
+
+def test_log_axes_read_plain_numbers_not_powers_of_ten():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from kdlab import plots
+
+    ax = plots.plot_accuracy_vs_latency([
+        {"model": "teacher (MiniLM-L6)", "latency_median_ms": 40.0, "accuracy": 0.92, "size_mb": 91.0},
+        {"model": "bag KD student", "latency_median_ms": 0.3, "accuracy": 0.90, "size_mb": 8.0},
+    ])
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert {"0.1", "1", "10", "100"} <= set(labels), labels
+    assert not any("10^" in text or "$" in text for text in labels)
+    assert [ax.xaxis.get_major_formatter()(v, 0) for v in (0.1, 1, 1000, 1e4, 2e6)] == ["0.1", "1", "1000", "10k", "2M"]
