@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 
-from .style import FONT_SIZE, OKABE_ITO, _draws_on_axes, _family_color, _plain_log_ticks
+from .style import FONT_SIZE, OKABE_ITO, _draws_on_axes, _family_color, _log_scale
 
 
 @_draws_on_axes(figsize=(11, 6.5))
@@ -46,8 +46,7 @@ def plot_accuracy_vs_latency(rows: Sequence[dict], title: str | None = None, *, 
             zorder=2, label="Pareto front: nothing is both faster and more accurate")
     ax.scatter([], [], marker="o", color=OKABE_ITO["grey"], label="float32 (filled)")
     ax.scatter([], [], marker="s", facecolor="white", edgecolor=OKABE_ITO["grey"], linewidth=2, label="int8 (hollow)")
-    ax.set_xscale("log")
-    _plain_log_ticks(ax, "x")
+    _log_scale(ax, "x")
     ax.set_xlim(latency.min() / 1.6, latency.max() * 4)  # room on the right for the labels
     ax.set_ylim(accuracy.min() - 3, accuracy.max() + 4)  # headroom for the top labels
     ax.set_xlabel("latency per query, batch 1, median [ms] (log scale)", fontsize=FONT_SIZE)

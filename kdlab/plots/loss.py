@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from ..checks import check_lam, check_temperature
 from .soft_targets import softmax
 from .style import (CE_COLOR, FONT_SIZE, KD_COLOR, OKABE_ITO, _as_logit_tensor, _as_temperatures, _draws_on_axes,
-                    _new_axes_grid, _pair, _plain_log_ticks)
+                    _new_axes_grid, _pair, _log_scale)
 
 
 def kd_gradient_norms(student_logits, teacher_logits, temperatures: Sequence[float]) -> dict[str, np.ndarray]:
@@ -130,10 +130,8 @@ def plot_gradient_vs_temperature(
         hard = torch.softmax(student, dim=1) - torch.nn.functional.one_hot(labels, student.shape[1])
         ax.axhline(float(hard.norm(dim=1).mean()), color=CE_COLOR, linewidth=2,
                    label="hard-label CE term (does not depend on T)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    _plain_log_ticks(ax, "x")
-    _plain_log_ticks(ax, "y")
+    _log_scale(ax, "x")
+    _log_scale(ax, "y")
     ax.set_xlabel("temperature T (log scale)", fontsize=FONT_SIZE)
     ax.set_ylabel("‖∂ term / ∂ student logits‖ per example (log scale)", fontsize=FONT_SIZE - 1)
     ax.set_title("Without T², the teacher's voice fades as 1/T²", fontsize=FONT_SIZE + 1)
@@ -153,10 +151,8 @@ def plot_logit_matching_limit(
     temperatures = np.geomspace(1, 1000, 40) if temperatures is None else temperatures
     gap = logit_matching_gap(student_logits, teacher_logits, temperatures)
     ax.plot(gap["temperature"], 100 * gap["relative_error"], color=OKABE_ITO["purple"], linewidth=2.5)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    _plain_log_ticks(ax, "x")
-    _plain_log_ticks(ax, "y")
+    _log_scale(ax, "x")
+    _log_scale(ax, "y")
     ax.set_xlabel("temperature T (log scale)", fontsize=FONT_SIZE)
     ax.set_ylabel("relative gap to logit matching [%]", fontsize=FONT_SIZE)
     ax.set_title("At high T, distillation becomes logit matching", fontsize=FONT_SIZE + 1)

@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..checks import check_temperature
-from .style import FONT_SIZE, GOLD_COLOR, OKABE_ITO, _as_2d, _as_temperatures, _draws_on_axes, _new_axes_grid, _plain_log_ticks
+from .style import FONT_SIZE, GOLD_COLOR, OKABE_ITO, _as_2d, _as_temperatures, _draws_on_axes, _new_axes_grid, _log_scale
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -224,8 +224,7 @@ def plot_entropy_vs_temperature(
         top = np.log2(logits.shape[1])
         ax.axhline(top, color=OKABE_ITO["black"], linestyle="--", linewidth=1.2,
                    label=f"uniform over {logits.shape[1]} classes = log2({logits.shape[1]}) = {top:.2f} bits")
-    ax.set_xscale("log")
-    _plain_log_ticks(ax, "x")
+    _log_scale(ax, "x")
     ax.set_xlabel("temperature T (log scale)", fontsize=FONT_SIZE)
     ax.set_ylabel("entropy of softmax(z / T)  [bits]", fontsize=FONT_SIZE)
     ax.set_title(f"How flat the soft targets get as T grows ({logits.shape[0]} examples)", fontsize=FONT_SIZE + 1)

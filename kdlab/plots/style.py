@@ -45,10 +45,11 @@ def _plain_number(value: float) -> str:
     return f"{value:g}"  # 1000 stays 1000: a temperature of 1k would read oddly
 
 
-def _plain_log_ticks(ax: Axes, axis: str = "x") -> None:
+def _log_scale(ax: Axes, axis: str = "x") -> None:
     """A log axis whose major ticks read 0.1 / 1 / 10 and whose minor ticks carry no text."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     target = ax.xaxis if axis == "x" else ax.yaxis
     target.set_major_formatter(FuncFormatter(lambda value, _: _plain_number(value)))
     target.set_minor_formatter(NullFormatter())

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .style import CE_COLOR, FONT_SIZE, KD_COLOR, OKABE_ITO, _draws_on_axes, _family_color, _new_axes_grid, _plain_log_ticks
+from .style import CE_COLOR, FONT_SIZE, KD_COLOR, OKABE_ITO, _draws_on_axes, _family_color, _new_axes_grid, _log_scale
 
 
 def _tuning_frame(rows, columns: Sequence[str], name: str = "rows"):
@@ -183,10 +183,8 @@ def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = Non
             ax.axhline(accuracy, color=OKABE_ITO["black"], linestyle=":", linewidth=1.5)
         by_params.scatter([teacher["params"]], [accuracy], marker="*", s=350, color=OKABE_ITO["black"], zorder=4,
                           label=f"teacher ({teacher['params'] / 1e6:.1f}M params, {accuracy:.1f}%)")
-    by_params.set_xscale("log")
-    by_speed.set_xscale("log")
-    _plain_log_ticks(by_params, "x")
-    _plain_log_ticks(by_speed, "x")
+    _log_scale(by_params, "x")
+    _log_scale(by_speed, "x")
     by_params.set_xlabel("trainable parameters (log scale)", fontsize=FONT_SIZE)
     by_speed.set_xlabel("inference speed [queries/s], batch 32, 1 thread (log scale)", fontsize=FONT_SIZE)
     by_params.set_ylabel("dev accuracy [%]", fontsize=FONT_SIZE)
