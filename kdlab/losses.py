@@ -52,11 +52,18 @@ def distillation_loss(
     lam: float = 0.5,
 ) -> Tensor:
     """Blend the hard labels with the teacher's soft targets: lam * CE + (1 - lam) * T² * KL (notebook 03)."""
+    return loss_and_terms(student_logits, teacher_logits, labels, temperature, lam)[0]
+
+
+def loss_and_terms(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | None, temperature: float,
+                   lam: float) -> tuple[Tensor, KDTerms]:
+    """distillation_loss and its two parts (detached) from one pass, for training loops that log both."""
     lam = check_lam(lam)
     ce_rows, kd_rows, labelled = _row_terms(student_logits, teacher_logits, labels, temperature)
     # labelled rows: lam·CE_i + (1 − lam)·KD_i; unlabelled rows: KD_i; every row weighs 1 in the mean
-    per_row = torch.where(labelled, lam * ce_rows + (1 - lam) * kd_rows, kd_rows)
-    return per_row.mean()
+    loss = torch.where(labelled, lam * ce_rows + (1 - lam) * kd_rows, kd_rows).mean()
+    ce = ce_rows[labelled].mean().detach() if labelled.any() else None
+    return loss, KDTerms(ce, kd_rows.mean().detach())
 
 
 def _row_terms(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | None, temperature: float):

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .cache import TeacherCache
 from .checks import check_count, check_lam, check_non_negative_number, check_positive_number, check_probability, check_temperature
-from .losses import IGNORE_INDEX, distillation_loss, distillation_terms
+from .losses import IGNORE_INDEX, loss_and_terms
 from .tokens import Tokens
 
 # Good starting points per student kind, found on Banking77 dev (see benchmarks/kd_quality.py).
@@ -327,9 +327,7 @@ def distillation_step(
         logits, features = student(input_ids, attention_mask, return_features=True)
     else:
         logits, features = student(input_ids, attention_mask), None
-    loss = distillation_loss(logits, teacher_logits, labels, temperature, lam)
-    with torch.no_grad():
-        ce, kd = distillation_terms(logits.detach(), teacher_logits, labels, temperature)
+    loss, (ce, kd) = loss_and_terms(logits, teacher_logits, labels, temperature, lam)
     hidden = None
     if features is not None:
         if teacher_features is None:
