@@ -533,3 +533,61 @@ def training_dashboard(epochs: int | None = None, teacher_accuracy: float | None
     Introduced in notebook 04 (04-Training-the-Student).
     """
     return TrainingDashboard(epochs=epochs, teacher_accuracy=teacher_accuracy, draw=draw)
+
+
+# --- language models (notebook 11): forward vs reverse KL, and the next-token explorer ---
+
+class KLDirectionExplorer:
+    """A β slider over the 1-D picture: one Gaussian q fitted to a two-peaked p, from forward KL to reverse KL.
+
+    The fits for every β of the slider are computed once (kdlab.kl_direction.fit_table, about 1 s), so moving the
+    slider only redraws. `.beta` is the slider (steps of 0.05), `.fits` the table, `.current` the GaussianFit drawn
+    and `.figure` the last matplotlib Figure (plots.plot_kl_fits).
+
+    Introduced in notebook 11 (11-Distilling-Language-Models), made by `kl_direction_explorer`.
+    """
+
+    def __init__(self, beta: float = 0.5, draw: bool = True, dpi: float = 80):
+        import ipywidgets as w
+
+        from . import kl_direction
+        from .checks import check_beta
+
+        beta = check_beta(beta)
+        self.fits = kl_direction.fit_table()
+        self.betas = np.array([fit.beta for fit in self.fits])
+        self.draw, self.dpi = draw, float(dpi)
+        self.figure = None
+        self.beta = w.FloatSlider(value=float(self.betas[np.argmin(np.abs(self.betas - beta))]), min=0.0, max=1.0,
+                                  step=0.05, description="β:", readout_format=".2f", continuous_update=False,
+                                  layout=w.Layout(width="60%"))
+        self.stats = w.HTML()
+        self.output = w.Output()
+        self.widget = w.VBox([self.beta, self.stats, self.output])
+        self.beta.observe(lambda change: self.update(), names="value")
+        self.update()
+
+    def update(self) -> None:
+        """Pick the table's fit nearest the slider's β and redraw."""
+        self.current = self.fits[int(np.argmin(np.abs(self.betas - float(self.beta.value))))]
+        c = self.current
+        kind = ("forward KL(p‖q)" if c.beta == 0 else "reverse KL(q‖p)" if c.beta == 1
+                else f"generalised JSD with β = {c.beta:.2f}")
+        self.stats.value = (f"<div style='font-size:1.1em'>Fitted by {kind}: μ = <b>{c.mu:.2f}</b>, "
+                            f"σ = <b>{c.sigma:.2f}</b>; divergence left at the fit {c.divergence:.3f} nats</div>")
+        self.figure = plots.plot_kl_fits(self.fits, c.beta)
+        if self.draw:
+            show_figure(self.figure, self.output, dpi=self.dpi)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def kl_direction_explorer(beta: float = 0.5, draw: bool = True, dpi: float = 80) -> KLDirectionExplorer:
+    """Move β from 0 (forward KL, mode-covering) to 1 (reverse KL, mode-seeking) and watch the fitted q move.
+
+    Introduced in notebook 11 (11-Distilling-Language-Models).
+    """
+    return KLDirectionExplorer(beta=beta, draw=draw, dpi=dpi)

@@ -13,6 +13,7 @@ docstring names the notebook that introduces it. `from kdlab import plots; plots
     tuning        notebook 05: T × λ sweeps, label budgets, capacity, overfitting remedies
     deployment    notebook 06: accuracy vs latency
     beyond        notebook 07: an omitted intent, calibration, DistilBERT-style students
+    lm            notebook 11: forward vs reverse KL as a picture, next-token distributions, the LM arms
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .beyond import (
     plot_reliability_diagram, plot_reliability_diagrams, CALIBRATION_PANELS, plot_calibration_vs_temperature,
     DISTILBERT_STARTS, DISTILBERT_LOSSES, plot_distilbert_comparison
 )
+from .lm import ARM_COLORS, ARM_LABELS, BETA_FIT_COLOR, arm_color, plot_kl_fits
 
 __all__ = [
     "OKABE_ITO", "MODEL_COLORS", "GOLD_COLOR", "FONT_SIZE", "CE_COLOR", "KD_COLOR", "FAMILY_COLORS",
@@ -53,5 +55,7 @@ __all__ = [
     "remedy_table", "plot_remedy_summary", "plot_accuracy_vs_latency", "plot_soft_mass_on_class",
     "plot_bias_shift_scan", "OMITTED_CLASS_BARS", "plot_omitted_class_recall", "plot_reliability_diagram",
     "plot_reliability_diagrams", "CALIBRATION_PANELS", "plot_calibration_vs_temperature", "DISTILBERT_STARTS",
-    "DISTILBERT_LOSSES", "plot_distilbert_comparison"
+    "DISTILBERT_LOSSES", "plot_distilbert_comparison",
+    # notebook 11
+    "ARM_COLORS", "ARM_LABELS", "BETA_FIT_COLOR", "arm_color", "plot_kl_fits",
 ]
