@@ -10,13 +10,14 @@ rule: the training loop, the Trainer, the checker and the notebooks all call `di
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import WrongTypeError, check_lam, check_temperature
+from .checks import WrongTypeError, check_beta, check_lam, check_temperature
 
 IGNORE_INDEX = -100  # a row without a label, as in torch.nn.CrossEntropyLoss and transformers
 
@@ -136,3 +137,74 @@ def _check_inputs(student: Tensor, teacher: Tensor, labels: Tensor | None) -> No
                 )
     if not bool(torch.isfinite(teacher).all()):
         raise ValueError("teacher_logits contain NaN or inf; rebuild the teacher cache")
+
+
+# --- language models: the generalised Jensen-Shannon divergence of GKD (notebook 11) ---
+
+
+def generalized_jsd(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    labels: Tensor | None = None,
+    beta: float = 0.5,
+    temperature: float = 1.0,
+) -> Tensor:
+    """Compare a student's and a teacher's next-token distributions at every position: β = 0 forward KL, 1 reverse (notebook 11).
+
+    Follows TRL's `GKDTrainer.generalized_jsd_loss` (Agarwal et al. 2023, https://arxiv.org/abs/2306.13649), which
+    the tests use as the reference. Logits are (batch, length, vocab); both are divided by T (no T² factor here).
+    β = 0 gives KL(p_T ‖ p_S) (mode-covering), β = 1 gives KL(p_S ‖ p_T) (mode-seeking), in between
+    β·KL(p_T ‖ M) + (1 − β)·KL(p_S ‖ M) with M = β·p_T + (1 − β)·p_S. The JSD tends to 0 as β → 0 or 1, not to a
+    KL, which is why the two ends are defined separately. Positions whose label is -100 (padding, prompt) are
+    dropped; the result is the sum over kept positions divided by their number (by the batch size when
+    `labels` is None, as TRL does).
+    """
+    beta = check_beta(beta)
+    temperature = check_temperature(temperature)
+    _check_sequence_inputs(student_logits, teacher_logits, labels)
+    # The teacher is a fixed target: no gradient may flow back into it. The input dtype is kept (as TRL does):
+    # at the temperatures a language model is distilled at (1 to 2) float32 is exact enough and twice as fast.
+    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
+    log_p_teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
+
+    def kl(log_p: Tensor, log_q: Tensor) -> Tensor:  # KL(p ‖ q) at each position, summed over the vocabulary
+        return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
+
+    if beta == 0.0:
+        divergence = kl(log_p_teacher, log_p_student)
+    elif beta == 1.0:
+        divergence = kl(log_p_student, log_p_teacher)
+    else:
+        log_mixture = torch.logsumexp(
+            torch.stack([log_p_teacher + math.log(beta), log_p_student + math.log1p(-beta)]), dim=0
+        )
+        divergence = beta * kl(log_p_teacher, log_mixture) + (1 - beta) * kl(log_p_student, log_mixture)
+    if labels is None:
+        return divergence.sum() / divergence.shape[0]
+    kept = labels.to(divergence.device) != IGNORE_INDEX
+    # clamp: a batch with no kept position gives 0 (with a gradient path), not 0/0, as in TRL
+    return divergence[kept].sum() / kept.sum().clamp_min(1)
+
+
+def _check_sequence_inputs(student: Tensor, teacher: Tensor, labels: Tensor | None) -> None:
+    """Logits (batch, length, vocab) of one shape and labels (batch, length) of integers, before torch fails obscurely."""
+    for logits, name in ((student, "student_logits"), (teacher, "teacher_logits")):
+        _check_logits(logits, name, ndim=None)
+        if logits.ndim != 3 or logits.numel() == 0:
+            raise ValueError(
+                f"{name} must be 3-D (batch, length, vocab) with no empty dimension, got shape {tuple(logits.shape)}; "
+                "for one sequence use logits.unsqueeze(0)"
+            )
+    if teacher.shape != student.shape:
+        raise ValueError(
+            f"teacher_logits has shape {tuple(teacher.shape)} but student_logits has {tuple(student.shape)}; "
+            "they must match (same batch, positions and vocabulary: the same tokenizer)"
+        )
+    if labels is not None:
+        if not isinstance(labels, Tensor):
+            raise WrongTypeError(f"labels must be a torch.Tensor (or None), got {type(labels).__name__}; use torch.as_tensor(labels)")
+        if tuple(labels.shape) != tuple(student.shape[:2]) or labels.dtype not in _INTEGER_DTYPES:
+            raise ValueError(
+                f"labels must be an integer tensor of shape {tuple(student.shape[:2])} (batch, length), {IGNORE_INDEX} "
+                f"at positions to drop, got shape {tuple(labels.shape)} and dtype {labels.dtype}"
+            )
