@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .checks import check_beta, check_count
+from .losses import generalized_jsd
 
 # The target: two Gaussian peaks (centre, width, weight). The heavier, narrower peak on the left is the one the
 # mode-seeking fit finds; the covering fit sits between them with a width that reaches both.
@@ -66,24 +67,11 @@ def gaussian_logits(grid: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
 
 
 def divergence(q_logits: Tensor, p_log_probs: Tensor, beta: float) -> Tensor:
-    """kdlab.generalized_jsd between q (student) and p (teacher) on the grid, as one 'position' of a vocabulary."""
-    try:
-        from .losses import generalized_jsd
-    except ImportError:  # until kdlab.generalized_jsd lands: the same formula (TRL's generalized_jsd_loss)
-        generalized_jsd = _generalized_jsd_until_merged
+    """kdlab.generalized_jsd between q (student) and p (teacher) on the grid, as one 'position' of a vocabulary.
+
+    Introduced in notebook 11 (11-Distilling-Language-Models), used by `fit_gaussian`.
+    """
     return generalized_jsd(q_logits.reshape(1, 1, -1), p_log_probs.reshape(1, 1, -1), beta=beta)
-
-
-def _generalized_jsd_until_merged(student_logits: Tensor, teacher_logits: Tensor, beta: float) -> Tensor:
-    import torch.nn.functional as F
-
-    log_q, log_p = F.log_softmax(student_logits, -1), F.log_softmax(teacher_logits.detach(), -1)
-    if beta == 0:
-        return (log_p.exp() * (log_p - log_q)).sum() / len(log_q)
-    if beta == 1:
-        return (log_q.exp() * (log_q - log_p)).sum() / len(log_q)
-    log_m = torch.logaddexp(log_q + np.log(1 - beta), log_p + np.log(beta))
-    return (beta * (log_p.exp() * (log_p - log_m)) + (1 - beta) * (log_q.exp() * (log_q - log_m))).sum() / len(log_q)
 
 
 def fit_gaussian(beta: float, grid: np.ndarray = GRID, peaks: Sequence[tuple[float, float, float]] = PEAKS,
@@ -94,6 +82,8 @@ def fit_gaussian(beta: float, grid: np.ndarray = GRID, peaks: Sequence[tuple[flo
     (float64) from p's mean and spread and from every peak, and keeps the lowest: deterministic, about 0.05 s.
     Between the ends the loss is divided by β(1 − β) while fitting, because it shrinks to 0 at both ends; that
     changes its size, not where its minimum lies.
+
+    Introduced in notebook 11 (11-Distilling-Language-Models), used by `fit_table`.
     """
     beta = check_beta(beta)
     steps = check_count(steps, "steps")
@@ -131,7 +121,10 @@ def _fit_from(start: tuple[float, float], x: Tensor, log_p: Tensor, beta: float,
 
 def fit_table(betas: Sequence[float] = TABLE_BETAS, grid: np.ndarray = GRID,
               peaks: Sequence[tuple[float, float, float]] = PEAKS) -> list[GaussianFit]:
-    """The best fit for each β of a rising list: the slider's table, computed once (about 1 s for 21 values)."""
+    """The best fit for each β of a rising list: the slider's table, computed once (about 1 s for 21 values).
+
+    Introduced in notebook 11 (11-Distilling-Language-Models), used by `KLDirectionExplorer`.
+    """
     values = [check_beta(b) for b in betas]
     if not values or sorted(set(values)) != values:
         raise ValueError(f"betas must be a non-empty, increasing list of numbers in [0, 1], got {list(betas)}")
