@@ -41,7 +41,10 @@ from .beyond import (
     plot_reliability_diagram, plot_reliability_diagrams, CALIBRATION_PANELS, plot_calibration_vs_temperature,
     DISTILBERT_STARTS, DISTILBERT_LOSSES, plot_distilbert_comparison
 )
-from .lm import ARM_COLORS, ARM_LABELS, BETA_FIT_COLOR, arm_color, plot_kl_fits
+from .lm import (
+    ARM_COLORS, ARM_LABELS, ARM_TICKS, BETA_FIT_COLOR, LM_METRICS, arm_color, plot_kl_fits, visible_token, plot_position_targets,
+    plot_next_token_distributions, plot_lm_arms
+)
 
 __all__ = [
     "OKABE_ITO", "MODEL_COLORS", "GOLD_COLOR", "FONT_SIZE", "CE_COLOR", "KD_COLOR", "FAMILY_COLORS",
@@ -57,5 +60,6 @@ __all__ = [
     "plot_reliability_diagrams", "CALIBRATION_PANELS", "plot_calibration_vs_temperature", "DISTILBERT_STARTS",
     "DISTILBERT_LOSSES", "plot_distilbert_comparison",
     # notebook 11
-    "ARM_COLORS", "ARM_LABELS", "BETA_FIT_COLOR", "arm_color", "plot_kl_fits",
+    "ARM_COLORS", "ARM_LABELS", "ARM_TICKS", "BETA_FIT_COLOR", "LM_METRICS", "arm_color", "plot_kl_fits", "visible_token",
+    "plot_position_targets", "plot_next_token_distributions", "plot_lm_arms",
 ]

@@ -23,6 +23,10 @@ ARM_LABELS = {
     "teacher": "teacher", "ce": "CE on the text", "forward_kl": "token-level forward KL",
     "reverse_kl": "token-level reverse KL", "sequence_kd": "sequence-level KD", "on_policy": "on-policy (GKD)",
 }
+ARM_TICKS = {  # short two-line names for an axis of arms
+    "teacher": "teacher", "ce": "CE on\nthe text", "forward_kl": "forward\nKL", "reverse_kl": "reverse\nKL",
+    "sequence_kd": "sequence-\nlevel KD", "on_policy": "on-policy\n(GKD)",
+}
 # The 1-D picture's fit at the slider's β: a colour no arm uses.
 BETA_FIT_COLOR = OKABE_ITO["sky"]
 
@@ -110,4 +114,155 @@ def plot_kl_fits(fits: Sequence, beta: float, grid: np.ndarray | None = None, ta
     return figure
 
 
-__all__ = ["ARM_COLORS", "ARM_LABELS", "BETA_FIT_COLOR", "arm_color", "plot_kl_fits"]
+# --- token-level targets: the teacher's next-token distribution at every position ---
+
+def visible_token(text: str) -> str:
+    """A token as a label a learner can read: a leading space shown as '␣', an empty or end token named.
+
+    Introduced in notebook 11 (11-Distilling-Language-Models), used by `plot_position_targets`.
+    """
+    if text == "":
+        return "(nothing)"
+    return ("␣" + text[1:]) if text.startswith(" ") else text
+
+
+@_draws_on_axes(figsize=(15, 4.5))
+def plot_position_targets(probs, positions: Sequence[str], vocabulary: Sequence[str],
+                          next_tokens: Sequence[str | None] | None = None, top: int = 4, title: str | None = None,
+                          *, ax: Axes | None = None) -> Axes:
+    """The teacher's next-token distribution after every position of one text, as a table of its top tokens.
+
+    `probs` is (positions, vocabulary): row i is the distribution over the token that follows positions[i].
+    Column i lists the `top` most likely next tokens, shaded by probability (0 to 1, cividis); the token that
+    really comes next (`next_tokens[i]`) is outlined. Token-level distillation trains the student on every column.
+
+    Introduced in notebook 11 (11-Distilling-Language-Models).
+    """
+    from matplotlib.patches import Rectangle
+
+    probs = np.asarray(probs.detach().cpu() if hasattr(probs, "detach") else probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[0] != len(positions) or probs.shape[1] != len(vocabulary):
+        raise ValueError(f"probs must be (positions = {len(positions)}, vocabulary = {len(vocabulary)}), "
+                         f"got shape {probs.shape}")
+    if next_tokens is not None and len(next_tokens) != len(positions):
+        raise ValueError(f"next_tokens must have one entry per position ({len(positions)}), got {len(next_tokens)}")
+    if not isinstance(top, (int, np.integer)) or not 1 <= top <= probs.shape[1]:
+        raise ValueError(f"top must be an integer in [1, {probs.shape[1]}], got {top!r}")
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :top]  # (positions, top)
+    shown = np.take_along_axis(probs, order, axis=1).T  # rank × position
+    ax.imshow(shown, cmap="cividis", vmin=0.0, vmax=1.0, aspect="auto")
+    for column in range(len(positions)):
+        for rank in range(top):
+            token, value = vocabulary[order[column, rank]], shown[rank, column]
+            ax.text(column, rank, f"{visible_token(token)}\n{value:.2f}", ha="center", va="center",
+                    fontsize=FONT_SIZE - 2, color=OKABE_ITO["black"] if value > 0.55 else "white")
+            if next_tokens is not None and next_tokens[column] == token:
+                ax.add_patch(Rectangle((column - 0.5, rank - 0.5), 1, 1, fill=False, linewidth=3,
+                                       edgecolor=OKABE_ITO["vermillion"]))
+    ax.set_xticks(range(len(positions)), [visible_token(t) for t in positions], fontsize=FONT_SIZE - 1, rotation=30)
+    ax.set_yticks(range(top), [f"#{r + 1}" for r in range(top)], fontsize=FONT_SIZE - 1)
+    ax.set_xlabel("the text so far, one token per column (its last token shown); outlined: the token that comes next",
+                  fontsize=FONT_SIZE)
+    ax.set_ylabel("rank of the next token", fontsize=FONT_SIZE)
+    ax.set_title(title or "The teacher's next-token distribution at every position (shade = probability, 0 to 1)",
+                 fontsize=FONT_SIZE + 1)
+    return ax
+
+
+def plot_next_token_distributions(distributions: Mapping[str, "object"], prefix: str, temperature: float,
+                                  *, axes=None, figure: Figure | None = None) -> Figure:
+    """Side-by-side bars of each model's most likely next tokens after `prefix`, at temperature T.
+
+    `distributions` maps a model name (an arm of kdlab.lm_distill.ARMS, or 'teacher') to a DataFrame with columns
+    token and probability, most likely first (kdlab.lm_distill.next_token_distribution's output). Every panel uses
+    one 0-to-1 axis, so a flatter distribution is visibly flatter.
+
+    Introduced in notebook 11 (11-Distilling-Language-Models), drawn by `NextTokenExplorer`.
+    """
+    from ..checks import check_temperature
+
+    temperature = check_temperature(temperature)
+    if not distributions:
+        raise ValueError("distributions must hold at least one model's next-token table, e.g. {'teacher': frame}")
+    count = len(distributions)
+    rows = max(len(frame) for frame in distributions.values())
+    figure, flat = _new_axes_grid(axes, figure, (1, count), (5.2 * count, 0.42 * rows + 1.9),
+                                  "plot_next_token_distributions")
+    for ax, (name, frame) in zip(flat, distributions.items()):
+        missing = [c for c in ("token", "probability") if c not in getattr(frame, "columns", ())]
+        if missing:
+            raise ValueError(f"distributions['{name}'] must be a DataFrame with columns token and probability")
+        tokens, values = list(frame["token"]), np.asarray(frame["probability"], dtype=np.float64)
+        positions = np.arange(len(tokens))[::-1]
+        ax.barh(positions, values, color=arm_color(name), edgecolor="none")
+        for y, value in zip(positions, values):
+            ax.annotate(f"{value:.3f}", (value, y), xytext=(4, 0), textcoords="offset points", va="center",
+                        fontsize=FONT_SIZE - 2)
+        ax.set_yticks(positions, [visible_token(t) for t in tokens], fontsize=FONT_SIZE - 1)
+        ax.set_xlim(0, 1.0)
+        ax.set_xlabel("probability of the next token", fontsize=FONT_SIZE)
+        ax.set_title(f"{ARM_LABELS.get(name, name)}\nafter “{prefix}” at T = {temperature:.2f}", fontsize=FONT_SIZE)
+        ax.tick_params(axis="x", labelsize=FONT_SIZE - 1)
+    flat[0].set_ylabel("next token (␣ = a leading space)", fontsize=FONT_SIZE)
+    return figure
+
+
+# --- the arms, compared: the full grid's table and figure ---
+
+LM_METRICS = {  # column → (panel title, axis label, lower is better?)
+    "test_perplexity": ("Test perplexity (teacher-forced)", "perplexity on the test queries (lower is better)"),
+    "teacher_nll_of_samples": ("How teacher-like its own samples are",
+                               "teacher's NLL of the student's samples\n(nats per token, lower = more teacher-like)"),
+    "distinct_2": ("How varied its samples are", "distinct-2: share of distinct word pairs\n(higher = more varied)"),
+}
+
+
+def plot_lm_arms(rows, teacher: Mapping[str, float] | None = None, metrics: Sequence[str] = tuple(LM_METRICS),
+                 title: str | None = None, *, axes=None, figure: Figure | None = None) -> Figure:
+    """One panel per metric: each arm's mean over seeds ± one std (big dot, error bar) and every seed (small dots).
+
+    `rows` are one dict per (arm, seed) with the metric columns (test_perplexity, teacher_nll_of_samples,
+    distinct_2); `teacher` holds the teacher's own value of any metric, drawn as a dashed black line.
+
+    Introduced in notebook 11 (11-Distilling-Language-Models).
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    metrics = list(metrics)
+    unknown = [m for m in metrics if m not in LM_METRICS]
+    if frame.empty or "arm" not in frame.columns:
+        raise ValueError("rows must be one dict per (arm, seed) with an 'arm' column and the metric columns")
+    if unknown or [m for m in metrics if m not in frame.columns]:
+        raise ValueError(f"metrics must be columns of rows among {list(LM_METRICS)}, got {metrics}")
+    arms = list(dict.fromkeys(frame["arm"]))
+    figure, flat = _new_axes_grid(axes, figure, (1, len(metrics)), (5.6 * len(metrics), 5.4), "plot_lm_arms")
+    for ax, metric in zip(flat, metrics):
+        heading, label = LM_METRICS[metric]
+        for x, arm in enumerate(arms):
+            values = frame.loc[frame["arm"] == arm, metric].astype(float).to_numpy()
+            std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            # a point and its spread, not a bar from 0: the arms differ by less than their size
+            ax.errorbar([x], [values.mean()], yerr=[std], marker="o", markersize=13, capsize=8, linewidth=2.5,
+                        color=arm_color(arm), zorder=3)
+            ax.plot(x + 0.22 + np.zeros(len(values)), values, linestyle="none", marker="o", markersize=5,
+                    markerfacecolor="white", markeredgecolor=arm_color(arm), zorder=3)
+        if teacher and metric in teacher and teacher[metric] is not None:
+            ax.axhline(float(teacher[metric]), color=ARM_COLORS["teacher"], linestyle=(0, (5, 3)), linewidth=2,
+                       label=f"teacher: {float(teacher[metric]):.2f}")
+            ax.legend(loc="upper left", fontsize=FONT_SIZE - 1, framealpha=0.9)
+        ax.set_xticks(range(len(arms)), [ARM_TICKS.get(a, a) for a in arms], fontsize=FONT_SIZE - 1)
+        ax.set_xlim(-0.5, len(arms) - 0.3)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_title(heading, fontsize=FONT_SIZE + 1)
+        ax.set_ylabel(label, fontsize=FONT_SIZE)
+        ax.set_xlabel("student arm (big dot: mean ± 1 std; small dots: seeds)", fontsize=FONT_SIZE - 1)
+        ax.tick_params(axis="y", labelsize=FONT_SIZE - 1)
+        ax.margins(y=0.15)
+    if title:
+        figure.suptitle(title, fontsize=FONT_SIZE + 2)
+    return figure
+
+
+__all__ = ["ARM_COLORS", "ARM_LABELS", "ARM_TICKS", "BETA_FIT_COLOR", "LM_METRICS", "arm_color", "plot_kl_fits",
+           "visible_token", "plot_position_targets", "plot_next_token_distributions", "plot_lm_arms"]
