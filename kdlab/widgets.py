@@ -591,3 +591,85 @@ def kl_direction_explorer(beta: float = 0.5, draw: bool = True, dpi: float = 80)
     Introduced in notebook 11 (11-Distilling-Language-Models).
     """
     return KLDirectionExplorer(beta=beta, draw=draw, dpi=dpi)
+
+
+class NextTokenExplorer:
+    """Type a prefix, move T, and see the teacher's and students' next-token distributions side by side.
+
+    The temperature explorer of notebook 02, for a language model: `.prefix` (text box, e.g. "I lost my"),
+    `.temperature` (log slider, 0.25 to 10), `.top` (how many tokens). The numbers behind the current figure:
+    `.current` (name → DataFrame of token, probability, most likely first, from
+    kdlab.lm_distill.next_token_distribution), `.current_entropy_bits` (name → entropy of the whole next-token
+    distribution, in bits) and `.figure`. Each model is a causal LM sharing `tokenizer` (the teacher's).
+
+    Introduced in notebook 11 (11-Distilling-Language-Models), made by `next_token_explorer`.
+    """
+
+    def __init__(self, models: Mapping[str, object], tokenizer, prefix: str = "I lost my", temperature: float = 1.0,
+                 top: int = 10, draw: bool = True, dpi: float = 80):
+        import ipywidgets as w
+
+        from .checks import check_count
+
+        if not models:
+            raise ValueError("models must hold at least one language model, e.g. {'teacher': teacher.model}")
+        if not isinstance(prefix, str):
+            raise ValueError(f"prefix must be a string, e.g. 'I lost my', got {type(prefix).__name__}")
+        check_temperature(temperature)
+        top = check_count(top, "top", hint="how many next tokens to show")
+        self.models, self.tokenizer = dict(models), tokenizer
+        self.draw, self.dpi = draw, float(dpi)
+        self.figure, self.current, self.current_entropy_bits = None, {}, {}
+        self.prefix = w.Text(value=prefix, description="Prefix:", placeholder="type the start of a query, e.g. 'I lost my'",
+                             continuous_update=False, layout=w.Layout(width="60%"))
+        self.temperature = _temperature_slider(temperature, 0.25, 10.0, description="T:", readout_format=".2f",
+                                               continuous_update=False, layout=w.Layout(width="50%"))
+        self.top = w.IntSlider(value=min(top, 20), min=3, max=20, description="tokens:", continuous_update=False,
+                               layout=w.Layout(width="35%"))
+        self.stats = w.HTML()
+        self.output = w.Output()
+        self.widget = w.VBox([self.prefix, w.HBox([self.temperature, self.top]), self.stats, self.output])
+        for control in (self.prefix, self.temperature, self.top):
+            control.observe(lambda change: self.update(), names="value")
+        self.update()
+
+    def update(self) -> None:
+        """Recompute every model's next-token distribution after the prefix at T, then redraw."""
+        import torch
+
+        from .lm_distill import next_token_distribution
+
+        prefix, t, top = self.prefix.value, float(self.temperature.value), int(self.top.value)
+        try:
+            self.current = {name: next_token_distribution(model, self.tokenizer, prefix, temperature=t, top=top)
+                            for name, model in self.models.items()}
+        except ValueError as problem:  # e.g. a prefix longer than the model reads: say so, keep the last picture
+            self.stats.value = f"<b>{problem}</b>"
+            return
+        ids = [self.tokenizer.bos_token_id] + self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+        self.current_entropy_bits = {}
+        for name, model in self.models.items():
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([ids])).logits[0, -1].double().numpy()
+            self.current_entropy_bits[name] = float(plots.entropy_bits(plots.softmax(logits, t)))
+        parts = [f"<b>{plots.ARM_LABELS.get(name, name)}</b>: entropy <b>{bits:.2f} bits</b> "
+                 f"≈ {2 ** bits:.1f} equally likely tokens" for name, bits in self.current_entropy_bits.items()]
+        self.stats.value = (f"<div style='font-size:1.1em'>After <i>“{prefix}”</i> at T = {t:.2f}"
+                            f"{_clamp_note(self.temperature)}: " + "; ".join(parts) + "</div>")
+        self.figure = plots.plot_next_token_distributions(self.current, prefix, t)
+        if self.draw:
+            show_figure(self.figure, self.output, dpi=self.dpi)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def next_token_explorer(models: Mapping[str, object], tokenizer, prefix: str = "I lost my", temperature: float = 1.0,
+                        top: int = 10, draw: bool = True, dpi: float = 80) -> NextTokenExplorer:
+    """A prefix box and a T slider over the next-token distributions of a teacher and its students.
+
+    Introduced in notebook 11 (11-Distilling-Language-Models).
+    """
+    return NextTokenExplorer(models, tokenizer, prefix=prefix, temperature=temperature, top=top, draw=draw, dpi=dpi)
