@@ -51,8 +51,11 @@ lab: setup
 
 # Every test, all offline: unit tests, the browser test, every notebook run twice under KDLAB_EXERCISES=strict
 # (tests/test_exercises.py: stubs must fail, solutions must pass), then the Voila app under nbval.
+# The language-model teacher (notebook 11) is trained first (about 5 min on 2 cores, once), so notebook 11's
+# time limit measures the notebook, not the build.
 test: export HF_HUB_OFFLINE := 1
 test: setup browser-deps
+	$(PY) -c "import kdlab; print('language-model teacher:', kdlab.load_lm_teacher(progress=False).path)"
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 -p no:cacheprovider apps
 

@@ -3,6 +3,8 @@
 from .cache import TeacherCache, TeacherSettings, cache_root, load_teacher_cache, teacher_from_cache, teacher_head
 from .checker import Finding, check_distillation_loss, format_findings
 from .data import DEFAULT_DATA_DIR, label_names, load_splits, low_label_split
+from .lm_distill import ARMS, LMRun, distinct_n, lm_student, next_token_distribution, sample_queries, teacher_nll_of_samples, test_perplexity, train_lm_arm
+from .lm_teacher import LMSettings, LMTeacher, encode_queries, load_lm_teacher
 from .losses import KDTerms, distillation_loss, distillation_terms, generalized_jsd, soft_targets
 from . import threads
 from .students import STUDENT_KINDS, build_student, check_same_tokenizer, count_parameters, student_start
@@ -12,6 +14,8 @@ from .tokens import Tokens, tokenize
 from .training import STUDENT_DEFAULTS, History, evaluate, predict_logits, set_seed, throughput, train_student
 
 __all__ = [
+    "ARMS", "LMRun", "LMSettings", "LMTeacher", "distinct_n", "encode_queries", "lm_student", "load_lm_teacher",
+    "next_token_distribution", "sample_queries", "teacher_nll_of_samples", "test_perplexity", "train_lm_arm",
     "DEFAULT_DATA_DIR", "STUDENT_DEFAULTS", "STUDENT_KINDS", "Finding", "History", "KDTerms", "Teacher",
     "TeacherCache", "TeacherSettings", "Tokens", "build_student", "cache_root", "check_distillation_loss",
     "check_same_tokenizer", "count_parameters", "distillation_loss", "distillation_terms", "evaluate",
