@@ -596,7 +596,7 @@ def kl_direction_explorer(beta: float = 0.5, draw: bool = True, dpi: float = 80)
 class NextTokenExplorer:
     """Type a prefix, move T, and see the teacher's and students' next-token distributions side by side.
 
-    The temperature explorer of notebook 02, for a language model: `.prefix` (text box, e.g. "I lost my"),
+    TemperatureExplorer's idea, for a language model: `.prefix` (text box, e.g. "I lost my"),
     `.temperature` (log slider, 0.25 to 10), `.top` (how many tokens). The numbers behind the current figure:
     `.current` (name → DataFrame of token, probability, most likely first, from
     kdlab.lm_distill.next_token_distribution), `.current_entropy_bits` (name → entropy of the whole next-token

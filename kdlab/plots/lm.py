@@ -34,7 +34,7 @@ BETA_FIT_COLOR = OKABE_ITO["sky"]
 def arm_color(arm: str) -> str:
     """The colour of an arm (or 'teacher') in every figure of notebook 11; an unknown arm gets grey.
 
-    Introduced in notebook 11 (11-Distilling-Language-Models).
+    Introduced in notebook 11 (11-Distilling-Language-Models), used by `plot_lm_arms`.
     """
     return ARM_COLORS.get(arm, OKABE_ITO["grey"])
 
