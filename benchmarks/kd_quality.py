@@ -1,7 +1,7 @@
-"""How well distillation works on Banking77, measured: every table the README and notebooks 05/07 quote.
+"""How well distillation works on Banking77, measured: every table the README and notebooks 06/09 quote.
 
     python benchmarks/kd_quality.py                       # headline: teacher vs CE-only vs KD on test, 3 seeds
-    python benchmarks/kd_quality.py --section sweep       # T × λ on dev, 3 seeds (notebook 05's heatmap)
+    python benchmarks/kd_quality.py --section sweep       # T × λ on dev, 3 seeds (notebook 06's heatmap)
     python benchmarks/kd_quality.py --section all         # every section below, one after the other
 
 Sections: headline, sweep, low-label, capacity, remedies, calibration, omit-class, distilbert. Each prints
