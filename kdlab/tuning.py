@@ -8,6 +8,9 @@ score on **dev**; test is touched once, for the setting the dev set chose.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
@@ -42,6 +45,41 @@ def benchmark_results(section: str, folder: str | Path | None = None) -> Benchma
     out = "" if folder is None else f" --out {folder}"
     return read_benchmark_results(path, measured_by=f"benchmarks/kd_quality.py --section {section}",
                                   command=f"python benchmarks/kd_quality.py --section {section}{out}")
+
+
+def full_grid(section: str, rerun: bool = False) -> BenchmarkResults:
+    """A section's full grid: the saved JSON, or with `rerun` the benchmark run again now with its saved settings (notebooks 06, 07, 09 and 10).
+
+    A rerun calls `benchmarks/kd_quality.py` in a subprocess with the settings the saved file records, so it is the
+    same grid measured on this machine (and takes as long as the saved `seconds` say, or longer).
+    """
+    saved = benchmark_results(section)
+    if not rerun:
+        return saved
+    flags = [part for name, value in saved.meta["settings"].items() if value is not None
+             for part in (f"--{name.replace('_', '-')}", *map(str, value if isinstance(value, list) else [value]))]
+    out = tempfile.mkdtemp(prefix=f"kdlab-{section}-")
+    script = REPO_ROOT / "benchmarks" / "kd_quality.py"
+    subprocess.run([sys.executable, str(script), "--section", section, "--out", out, *flags], check=True)
+    return benchmark_results(section, folder=out)
+
+
+def grid_seeds(result: BenchmarkResults) -> list[int]:
+    """The seeds a saved grid really used (the remedies section trains only the first seed it was given)."""
+    rows = result.rows
+    return sorted({row["seed"] for row in rows if "seed" in row}) or list(result.meta["settings"]["seeds"][:1])
+
+
+def grid_caption(result: BenchmarkResults) -> str:
+    """The line under a full-grid figure: which command, when, where, how long, which seeds (notebooks 06, 07, 09 and 10)."""
+    return (f"Full grid: python benchmarks/kd_quality.py --section {result.meta['section']} — {result.meta['date']}, "
+            f"{result.meta['machine']}, {result.meta['seconds'] / 60:.0f} min, seeds {grid_seeds(result)}.")
+
+
+def grid_overview(results: dict[str, BenchmarkResults]) -> pd.DataFrame:
+    """One row per saved grid a notebook draws: date, seeds, minutes and machine (notebooks 06, 07, 09 and 10)."""
+    return pd.DataFrame({section: {"date": r.meta["date"], "seeds": grid_seeds(r), "minutes": round(r.meta["seconds"] / 60, 1),
+                                   "machine": r.meta["machine"]} for section, r in results.items()}).T
 
 
 @dataclass
