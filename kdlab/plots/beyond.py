@@ -110,18 +110,18 @@ def plot_bias_shift_scan(
     return figure
 
 
-OMITTED_CLASS_BARS = (("CE only", "recall_as_trained", "CE only"), ("KD", "recall_as_trained", "KD as trained"),
-                      ("KD", "recall_after_shift", "KD after bias shift"))
+OMITTED_CLASS_BARS = (("CE only", "test_recall_as_trained", "CE only"), ("KD", "test_recall_as_trained", "KD as trained"),
+                      ("KD", "test_recall_after_shift", "KD after the bias shift chosen on dev"))
 
 
 @_draws_on_axes(figsize=(11, 5.2))
 def plot_omitted_class_recall(rows: Sequence[dict], title: str | None = None, *, ax: Axes | None = None) -> Axes:
-    """Grouped bars per omitted intent: recall on dev of the CE-only student, the KD student, and the KD student after
-    its dev-chosen bias shift (mean over seeds; error bars = std over seeds). Rows as benchmarks/kd_quality.py saves them.
+    """Grouped bars per omitted intent: recall on TEST of the CE-only student, the KD student, and the KD student after
+    the bias shift chosen on dev (mean over seeds; error bars = std over seeds). Rows as benchmarks/kd_quality.py saves them.
 
     Introduced in notebook 09 (09-Beyond-Logits).
     """
-    rows = _check_rows(rows, ("class", "method", "recall_as_trained", "recall_after_shift"), "omit-class")
+    rows = _check_rows(rows, ("class", "method", "test_recall_as_trained", "test_recall_after_shift"), "omit-class")
     classes = list(dict.fromkeys(r["class"] for r in rows))
     colors = [OKABE_ITO[c] for c in ("grey", "sky", "blue")]
     width = 0.8 / len(OMITTED_CLASS_BARS)
@@ -139,7 +139,7 @@ def plot_omitted_class_recall(rows: Sequence[dict], title: str | None = None, *,
     ax.set_ylim(0, 125)  # headroom: labels above 100 % error bars stay clear of the legend
     ax.set_yticks(range(0, 101, 20))
     ax.set_xlabel("intent left out of the training set", fontsize=FONT_SIZE)
-    ax.set_ylabel("recall of that intent on dev [%]", fontsize=FONT_SIZE)
+    ax.set_ylabel("recall of that intent on test [%]", fontsize=FONT_SIZE)
     spread = f"mean of {seeds} seeds, bars ± std" if seeds > 1 else "1 seed"
     ax.set_title(title or f"Recognising an intent never seen in training ({spread})", fontsize=FONT_SIZE + 1)
     ax.grid(axis="y", alpha=0.3)
