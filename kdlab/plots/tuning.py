@@ -1,4 +1,4 @@
-"""Notebook 06's figures: T × λ sweeps, label budgets, student sizes, overfitting remedies.
+"""Figures of notebooks 06 and 07: T × λ sweeps and overfitting remedies (06), label budgets and student sizes (07).
 
 Every function takes the rows kdlab.tuning (or a benchmark JSON's "rows") produces.
 """
@@ -94,7 +94,7 @@ def plot_label_budget(
     are the std over seeds. `live_rows` (same columns, e.g. this notebook's own small run) are drawn as hollow markers
     labelled `live_name`.
 
-    Introduced in notebook 06 (06-Validation-and-Tuning).
+    Introduced in notebook 07 (07-Few-Labels-and-Capacity).
     """
     frame = _tuning_frame(rows, ("labels_per_class", "labelled", "method", "seed", "dev_accuracy"))
     summary = _budget_summary(frame)
@@ -153,7 +153,7 @@ def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = Non
     Draws on `axes` (two Axes: by size, by speed) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 06 (06-Validation-and-Tuning).
+    Introduced in notebook 07 (07-Few-Labels-and-Capacity).
     """
     frame = _tuning_frame(rows, ("student", "kind", "params", "method", "seed", "dev_accuracy", "examples_per_s"))
     summary = (frame.groupby(["kind", "student", "method"], sort=False)
