@@ -205,8 +205,9 @@ def plot_remedy_curves(rows, figure: Figure | None = None, columns: int = 3, tit
                        axes=None) -> Figure:
     """One panel per overfitting remedy: train (dashed) and dev (solid) accuracy per epoch, CE only and KD.
 
-    `rows` are kdlab.tuning.remedy_curves rows. Where early stopping kept an earlier epoch, a marker shows it. The gap
-    between a method's dashed and solid line is its overfitting: the model learns train queries it cannot generalise.
+    `rows` are kdlab.tuning.remedy_curves rows; train accuracy is scored like dev (after each epoch, dropout off, on a
+    fixed 1,000-row train subset). Where early stopping kept an earlier epoch, a marker shows it. The gap between a
+    method's dashed and solid line is its overfitting: the model learns train queries it cannot generalise.
 
     Draws on `axes` (one Axes per panel of the grid) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
