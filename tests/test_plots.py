@@ -166,6 +166,28 @@ def test_confusions_table_and_plot():
         plots.plot_confusions(axes(), preds, labels, NAMES, count=1)
 
 
+def test_confusion_map_with_pairs_shows_every_top_pair_outlined_and_masks_the_diagonal():
+    # mistakes (gold → predicted), written out: 0→1 ×3, 2→3 ×2, 4→0 ×1, 1→0 ×1; class 2 is never right
+    labels = np.array([0, 0, 0, 0, 2, 2, 4, 1, 1, 3, 4])
+    preds = np.array([1, 1, 1, 0, 3, 3, 0, 0, 1, 3, 4])
+    ax = plots.plot_confusions(axes(), preds, labels, NAMES, pairs=3)
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    # the three most frequent pairs are 0→1, 2→3, then the first tie by index: 1→0; class 4 is in none of them
+    assert sorted(names) == sorted([NAMES[c] for c in (0, 1, 2, 3)])
+    shown = ax.images[0].get_array()
+    assert np.ma.getmaskarray(shown).diagonal().all() and not np.ma.getmaskarray(shown)[~np.eye(4, dtype=bool)].any()
+    at = {name: k for k, name in enumerate(names)}
+    assert shown[at[NAMES[0]], at[NAMES[1]]] == 3 and shown[at[NAMES[2]], at[NAMES[3]]] == 2
+    numbers = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert all(i != j for i, j in numbers)  # no number on the diagonal
+    outlines = {(round(p.get_y() + 0.5), round(p.get_x() + 0.5)) for p in ax.patches if not p.get_fill()}
+    assert outlines == {(at[NAMES[0]], at[NAMES[1]]), (at[NAMES[2]], at[NAMES[3]]), (at[NAMES[1]], at[NAMES[0]])}
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("not counted" in text for text in legend)
+    with pytest.raises(ValueError, match="pairs"):
+        plots.plot_confusions(axes(), preds, labels, NAMES, pairs=0)
+
+
 # --- one API for every plot: draw on the Axes given (ax=, or first as the notebooks pass it), else make a Figure ---
 
 def plotting_functions():
