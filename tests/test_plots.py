@@ -92,6 +92,19 @@ def test_distribution_appends_gold_outside_top_k():
     assert "(rank 5)" in ax.get_yticklabels()[-1].get_text()  # bottom row
 
 
+def test_distribution_rest_bar_holds_the_mass_not_shown_so_the_bars_sum_to_one():
+    probs = numpy_softmax([0.1, 2.0, 1.0, 3.0, -1.0], 1.0)
+    ax = plots.plot_distribution(axes(), probs, NAMES, gold=0, top_k=2, show_rest=True)
+    bars = sorted(ax.patches, key=lambda b: -b.get_y())  # top row first: 2 largest, the gold (rank 4), the rest
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[-1] == "other 2 intents"
+    rest = probs[2] + probs[4]  # lost_or_stolen_card and exchange_rate: neither in the top 2 nor gold
+    assert bars[-1].get_width() == pytest.approx(rest)
+    assert sum(b.get_width() for b in bars) == pytest.approx(1.0)
+    assert f"{rest:.3f}" in [t.get_text() for t in ax.texts]
+    assert len(plots.plot_distribution(axes(), probs, NAMES, top_k=2).patches) == 2  # off unless asked for
+
+
 def test_distribution_uniform_line_keeps_clear_of_the_value_labels():
     probs = numpy_softmax([0.1, 2.0, 1.0, 3.0, -1.0], 1.0)
     assert not plots.plot_distribution(axes(), probs, NAMES).get_lines()  # off unless asked for
