@@ -274,3 +274,25 @@ def test_log_axes_read_plain_numbers_not_powers_of_ten():
     assert {"0.1", "1", "10", "100"} <= set(labels), labels
     assert not any("10^" in text or "$" in text for text in labels)
     assert [ax.xaxis.get_major_formatter()(v, 0) for v in (0.1, 1, 1000, 1e4, 2e6)] == ["0.1", "1", "1000", "10k", "2M"]
+
+
+# --- notebook 05: runs told apart by more than hue; the per-intent split counted on the figure ---
+
+def test_learning_curves_give_each_run_its_own_line_style_and_marker():
+    rows = [{"epoch": e, "loss": 1 / e, "ce": 1 / e, "kd": 2 / e, "dev_accuracy": 0.8} for e in (1, 2, 3)]
+    figure = plots.plot_learning_curves({"Trainer": rows, "kdlab loop": rows, "third": rows})
+    for ax in figure.axes[:3]:
+        lines = ax.get_lines()[:3]
+        assert len({line.get_linestyle() for line in lines}) == 3
+        assert len({line.get_marker() for line in lines}) == 3
+        assert lines[0].get_linewidth() > lines[1].get_linewidth()  # identical runs: the first still shows underneath
+
+
+def test_per_class_change_legend_counts_every_gain_loss_and_tie():
+    before = np.array([0.5, 0.9, 0.7, 0.8, 0.6])
+    after = np.array([0.8, 0.7, 0.7, 0.85, 0.65])  # gains: 0, 3, 4; loss: 1; unchanged: 2
+    ax = plots.plot_per_class_change(axes(), before, after, NAMES, count=2)  # one gain and one loss drawn
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["gained: 3 intents (1 largest shown)", "lost: 1 intent (1 largest shown)", "unchanged: 1 intent"]
+    hatches = {round(p.get_width()): p.get_hatch() for p in ax.patches}
+    assert hatches == {30: None, -20: "//"} or hatches == {30: "", -20: "//"}  # losses hatched, not only a hue apart
