@@ -129,6 +129,29 @@ def test_sweep_heatmap_with_one_seed_shows_no_spread():
     assert ax.get_title() == "live"
 
 
+def test_sweep_heatmaps_on_one_figure_share_one_colour_scale_and_one_colour_bar():
+    full = sweep_rows()
+    live = [dict(row, dev_accuracy=row["dev_accuracy"] - 0.05) for row in full if row["seed"] == 0]  # a worse, 1-seed run
+    figure = Figure(layout="constrained")
+    left, right = figure.subplots(1, 2)
+    plots.plot_sweep_heatmap(left, live)
+    plots.plot_sweep_heatmap(right, full)
+    means = [100 * planted_mean(t, lam) for t, lam in {(r["temperature"], r["lam"]) for r in full}]
+    low = 100 * min(r["dev_accuracy"] for r in live)  # the live run's worst cell (one seed: its own value)
+    for ax in (left, right):
+        assert ax.images[0].get_clim() == pytest.approx((low, max(means)), abs=1e-6)
+    colour_bars = [ax for ax in figure.axes if ax not in (left, right)]
+    assert len(colour_bars) == 1  # one bar for both panels, not one each
+    # the same accuracy gets the same colour in either panel
+    value = (low + max(means)) / 2
+    assert np.allclose(left.images[0].to_rgba(value), right.images[0].to_rgba(value))
+    # share_scale=False: a panel keeps its own range and its own bar
+    alone = Figure(layout="constrained").subplots(1, 2)
+    plots.plot_sweep_heatmap(alone[0], live, share_scale=False)
+    plots.plot_sweep_heatmap(alone[1], full, share_scale=False)
+    assert alone[0].images[0].get_clim() != alone[1].images[0].get_clim()
+
+
 def test_sweep_heatmap_names_a_missing_column():
     with pytest.raises(ValueError, match="dev_accuracy"):
         plots.plot_sweep_heatmap(axes(), [{"temperature": 1.0, "lam": 0.5, "seed": 0}])

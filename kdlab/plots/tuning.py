@@ -28,11 +28,14 @@ def _tuning_frame(rows, columns: Sequence[str], name: str = "rows"):
 
 
 @_draws_on_axes(figsize=(8, 6.5))
-def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *, ax: Axes | None = None) -> Axes:
+def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *, share_scale: bool = True,
+                       ax: Axes | None = None) -> Axes:
     """Mean dev accuracy for every (T, λ) as a heat map; each cell says 'mean ± std over seeds'; the best cell is outlined.
 
     `rows` are kdlab.tuning.sweep_temperature_lambda rows (temperature, lam, seed, dev_accuracy). The outlined cell
-    is kdlab.tuning.best_setting's choice, so the picture and the chosen setting always agree.
+    is kdlab.tuning.best_setting's choice, so the picture and the chosen setting always agree. Heat maps drawn on
+    one Figure share one colour scale and one colour bar (`share_scale=False` gives this one its own), so the same
+    colour means the same accuracy in every panel.
 
     Introduced in notebook 06 (06-Validation-and-Tuning).
     """
@@ -46,18 +49,15 @@ def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *,
     mean = 100 * summary.pivot(index="temperature", columns="lam", values="mean").reindex(index=temperatures, columns=lams)
     std = 100 * summary.pivot(index="temperature", columns="lam", values="std").reindex(index=temperatures, columns=lams)
     image = ax.imshow(mean.to_numpy(), cmap="cividis", origin="lower", aspect="auto")
-    low, high = np.nanmin(mean.to_numpy()), np.nanmax(mean.to_numpy())
     seeds = int(frame["seed"].nunique())
+    cells = []
     for i in range(len(temperatures)):
         for j in range(len(lams)):
             value = mean.iat[i, j]
             if np.isnan(value):
                 continue
-            # dark text on the light (yellow) end of cividis, white on the dark (blue) end
-            light = high > low and (value - low) / (high - low) > 0.55
             text = f"{value:.1f}" + (f"\n± {std.iat[i, j]:.1f}" if seeds > 1 else "")
-            ax.text(j, i, text, ha="center", va="center", fontsize=FONT_SIZE - 1,
-                    color=OKABE_ITO["black"] if light else "white")
+            cells.append((ax.text(j, i, text, ha="center", va="center", fontsize=FONT_SIZE - 1), value))
     best = best_setting(frame)
     ax.add_patch(Rectangle((lams.index(best["lam"]) - 0.5, temperatures.index(best["temperature"]) - 0.5), 1, 1,
                            fill=False, edgecolor=OKABE_ITO["vermillion"], linewidth=3.5, label="best mean on dev"))
@@ -67,11 +67,42 @@ def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *,
     ax.set_ylabel("temperature T", fontsize=FONT_SIZE)
     spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed"
     ax.set_title(title or f"Dev accuracy [%] for each T × λ ({spread})", fontsize=FONT_SIZE + 1)
-    if colorbar:
-        bar = ax.figure.colorbar(image, ax=ax, shrink=0.9)
-        bar.set_label("mean dev accuracy [%]", fontsize=FONT_SIZE)
     ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.14), fontsize=FONT_SIZE - 2, frameon=False)
+    panel = _SweepPanel(ax, image, cells, colorbar)
+    panels = [p for p in getattr(ax.figure, "_kdlab_sweep_panels", []) if p.ax in ax.figure.axes] if share_scale else []
+    panels.append(panel)
+    if share_scale:
+        ax.figure._kdlab_sweep_panels = panels
+    _share_colour_scale(panels)
     return ax
+
+
+class _SweepPanel:
+    """One drawn sweep heat map: what a later panel on the same Figure needs to put both on one colour scale."""
+
+    def __init__(self, ax, image, cells, wants_colorbar: bool):
+        self.ax, self.image, self.cells, self.wants_colorbar, self.colorbar = ax, image, cells, wants_colorbar, None
+
+
+def _share_colour_scale(panels: list[_SweepPanel]) -> None:
+    """One vmin/vmax over every panel's cells, text colour by that scale, and one colour bar beside them all."""
+    values = [value for panel in panels for _, value in panel.cells]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    for panel in panels:
+        panel.image.set_clim(low, high if high > low else low + 1e-9)
+        for text, value in panel.cells:
+            # dark text on the light (yellow) end of cividis, white on the dark (blue) end
+            light = high > low and (value - low) / (high - low) > 0.55
+            text.set_color(OKABE_ITO["black"] if light else "white")
+        if panel.colorbar is not None:
+            panel.colorbar.remove()
+            panel.colorbar = None
+    if any(panel.wants_colorbar for panel in panels):
+        bar = panels[-1].ax.figure.colorbar(panels[-1].image, ax=[panel.ax for panel in panels], shrink=0.9)
+        bar.set_label("mean dev accuracy [%]" + (", one scale" if len(panels) > 1 else ""),
+                      fontsize=FONT_SIZE)
+        for panel in panels:
+            panel.colorbar = bar if panel is panels[-1] else None
 
 
 def _budget_summary(frame):
