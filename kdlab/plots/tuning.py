@@ -175,24 +175,27 @@ def _short_student_name(name: str, kind: str) -> str:
 
 def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = None, title: str | None = None, *,
                   axes=None) -> Figure:
-    """Students of several sizes: dev accuracy against parameters (left) and against inference speed (right).
+    """Students of several sizes: dev accuracy against trainable parameters, one line per family and method.
 
-    `rows` are kdlab.tuning.capacity_curve rows (student, kind, params, method, seed, dev_accuracy, examples_per_s).
-    One colour per family (kind); KD solid with filled markers, CE only dashed with hollow ones (markers only on the
-    speed panel); each KD point is named. `teacher` = {"params": ..., "dev_accuracy": ...} adds the teacher as a star and a dashed line.
+    `rows` are kdlab.tuning.capacity_curve rows (student, kind, params, method, seed, dev_accuracy; an
+    examples_per_s column is ignored). One colour per family (kind); KD solid with filled markers, CE only dashed
+    with hollow ones; each KD point is named. `teacher` = {"params": ..., "dev_accuracy": ...} adds the teacher as a
+    star and a dotted line. There is no speed panel: the speeds the capacity runs record were measured one student
+    at a time on a shared machine (the same model at 5k–57k queries/s), which is timing noise; notebook 08's
+    deployment benchmark times the students in one controlled run.
 
-    Draws on `axes` (two Axes: by size, by speed) when given, else on `figure`, else on a new Figure;
-    returns the Figure that holds them.
+    Draws on `axes` (one Axes, or a sequence holding one) when given, else on `figure`, else on a new Figure;
+    returns the Figure that holds it.
 
     Introduced in notebook 06 (06-Validation-and-Tuning).
     """
-    frame = _tuning_frame(rows, ("student", "kind", "params", "method", "seed", "dev_accuracy", "examples_per_s"))
+    frame = _tuning_frame(rows, ("student", "kind", "params", "method", "seed", "dev_accuracy"))
     summary = (frame.groupby(["kind", "student", "method"], sort=False)
-               .agg(params=("params", "first"), accuracy=("dev_accuracy", "mean"), speed=("examples_per_s", "mean"))
+               .agg(params=("params", "first"), accuracy=("dev_accuracy", "mean"))
                .reset_index())
-    # speed belongs to the architecture, not the training: one number per student (mean of its runs)
-    summary["speed"] = summary.groupby("student")["speed"].transform("mean")
-    figure, (by_params, by_speed) = _new_axes_grid(axes, figure, (1, 2), (16, 6.2), "plot_capacity", sharey=True)
+    if isinstance(axes, Axes):
+        axes = [axes]
+    figure, (by_params,) = _new_axes_grid(axes, figure, (1, 1), (11, 6.8), "plot_capacity")
     for kind, family in summary.groupby("kind", sort=False):
         color = _family_color(kind, list(summary["kind"]))
         for method, part in family.groupby("method", sort=False):
@@ -201,28 +204,20 @@ def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = Non
             style = dict(color=color, marker="o", markersize=9, linewidth=2.5 if kd else 1.8,
                          linestyle="-" if kd else "--", markerfacecolor=color if kd else "white", markeredgewidth=2)
             by_params.plot(part["params"], 100 * part["accuracy"], label=f"{kind}, {method}", **style)
-            # no lines on the speed panel: speed need not grow monotonically with size, and lines would zigzag
-            by_speed.plot(part["speed"], 100 * part["accuracy"], **(style | {"linestyle": "none"}))
             if kd:
                 for _, row in part.iterrows():
-                    for ax, x in ((by_params, row["params"]), (by_speed, row["speed"])):
-                        ax.annotate(_short_student_name(row["student"], kind), (x, 100 * row["accuracy"]),
-                                    xytext=(6, 7), textcoords="offset points", fontsize=FONT_SIZE - 3, color=color)
+                    by_params.annotate(_short_student_name(row["student"], kind), (row["params"], 100 * row["accuracy"]),
+                                       xytext=(6, 7), textcoords="offset points", fontsize=FONT_SIZE - 3, color=color)
     if teacher is not None:
         accuracy = 100 * teacher["dev_accuracy"]
-        for ax in (by_params, by_speed):
-            ax.axhline(accuracy, color=OKABE_ITO["black"], linestyle=":", linewidth=1.5)
+        by_params.axhline(accuracy, color=OKABE_ITO["black"], linestyle=":", linewidth=1.5)
         by_params.scatter([teacher["params"]], [accuracy], marker="*", s=350, color=OKABE_ITO["black"], zorder=4,
                           label=f"teacher ({teacher['params'] / 1e6:.1f}M params, {accuracy:.1f}%)")
     _log_scale(by_params, "x")
-    _log_scale(by_speed, "x")
     by_params.set_xlabel("trainable parameters (log scale)", fontsize=FONT_SIZE)
-    by_speed.set_xlabel("inference speed [queries/s], batch 32, 1 thread (log scale)", fontsize=FONT_SIZE)
     by_params.set_ylabel("dev accuracy [%]", fontsize=FONT_SIZE)
-    by_params.set_title("Accuracy vs size", fontsize=FONT_SIZE + 1)
-    by_speed.set_title("Accuracy vs speed (right = faster)", fontsize=FONT_SIZE + 1)
-    for ax in (by_params, by_speed):
-        ax.grid(alpha=0.3, which="both")
+    by_params.set_title("Accuracy vs size (for speed, see notebook 08's deployment benchmark)", fontsize=FONT_SIZE)
+    by_params.grid(alpha=0.3, which="both")
     figure.legend(*by_params.get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=FONT_SIZE - 2)
     figure.suptitle(title or "Capacity gap: how much a bigger student buys, CE only (dashed) vs KD (solid)",
                     fontsize=FONT_SIZE + 2)
