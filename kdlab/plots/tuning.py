@@ -181,8 +181,8 @@ def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = Non
     examples_per_s column is ignored). One colour per family (kind); KD solid with filled markers, CE only dashed
     with hollow ones; each KD point is named. `teacher` = {"params": ..., "dev_accuracy": ...} adds the teacher as a
     star and a dotted line. There is no speed panel: the speeds the capacity runs record were measured one student
-    at a time on a shared machine (the same model at 5k–57k queries/s), which is timing noise; notebook 08's
-    deployment benchmark times the students in one controlled run.
+    at a time on a shared machine (the same model at 5k–57k queries/s), which is timing noise; the deployment
+    lesson's benchmark (benchmarks/deployment.py) times the students in one controlled run.
 
     Draws on `axes` (one Axes, or a sequence holding one) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds it.
