@@ -86,7 +86,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
         {"student_loss_weight": 0.5, "temperature": 3.0, "loss": "kl_divergence", "distillation_loss_weights": (1.0,)},
         "The default loss='kl_divergence' resolves to the function keras.losses.kl_divergence, not the class, so "
         "LogitsDistillation skips its softmax + T² branch and takes the KL of the raw scaled logits clipped to "
-        "[1e-7, 1]: no kdlab equivalent. Pass loss='KLDivergence()' here (keras.losses.KLDivergence() in Keras)."),
+        "[1e-7, 1]: no kdlab equivalent. Pass loss='KLDivergence()' here (keras.losses.KLDivergence() in Keras). "
+        "distillation_loss_weights only counts when distillation_losses is a list: a single, bare "
+        "LogitsDistillation gets weight 1.0 whatever you pass."),
     Source(
         "keras-classic", "keras.io example 'Knowledge Distillation' (Kenneth Borup, created 2020/09/01)",
         "keras-team/keras-io examples/vision/knowledge_distillation.py at commit "
@@ -192,7 +194,9 @@ def source_loss(source: str, student_logits: Tensor, teacher_logits: Tensor, lab
 
     def kl(T: float, reduction: str = "batchmean") -> Tensor:
         log_p_s, log_p_t = F.log_softmax(s / T, dim=-1), F.log_softmax(t / T, dim=-1)
-        return F.kl_div(log_p_s, log_p_t, reduction=reduction, log_target=True)
+        total = F.kl_div(log_p_s, log_p_t, reduction="sum", log_target=True)
+        # what nn.KLDivLoss(reduction=...) returns in torch 2.13 ('mean' divides by rows × classes)
+        return total / {"batchmean": s.shape[0], "mean": s.numel(), "sum": 1}[reduction]
 
     def keras_kl(y_true: Tensor, y_pred: Tensor) -> Tensor:  # keras.losses.kl_divergence, then mean over rows
         y_true, y_pred = y_true.clamp(KERAS_EPSILON, 1.0), y_pred.clamp(KERAS_EPSILON, 1.0)
