@@ -1,4 +1,4 @@
-"""One training loop for the CE-only baseline (λ = 1) and the distilled student (λ < 1) (notebook 04).
+"""One training loop for the CE-only baseline (λ = 1) and the distilled student (λ < 1) (notebook 05).
 
 `distillation_step` is the one step both loops share: kdlab's own `train_student` and the Hugging Face
 `Trainer` subclass in `kdlab.scale_out` call it, so the two cannot drift apart.

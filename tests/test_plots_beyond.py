@@ -1,4 +1,4 @@
-"""Notebook 07's figures (omitted intent, calibration, DistilBERT-style students) checked as objects.
+"""Notebook 09's figures (omitted intent, calibration, DistilBERT-style students) checked as objects.
 
 Every bar and line is compared with a value computed here independently (plain Python or numpy), and
 every axis must carry a label with its unit.

@@ -1,4 +1,4 @@
-"""kdlab.plots, notebook 05's figures: each is checked as an object — titles, labelled axes with units, how many
+"""kdlab.plots, notebook 06's figures: each is checked as an object — titles, labelled axes with units, how many
 cells / lines / points it draws, and that every number written on it matches the rows it was given."""
 
 from __future__ import annotations

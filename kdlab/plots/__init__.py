@@ -9,10 +9,10 @@ docstring names the notebook that introduces it. `from kdlab import plots; plots
     teacher       notebook 01: token vectors, confusions
     soft_targets  notebook 02 (previewed in 00): softmax at T, entropy, which intents look alike
     loss          notebook 03: the two targets, why T², the high-T limit, the loss explorer's panels
-    training      notebook 04: learning curves, per-intent change
-    tuning        notebook 05: T × λ sweeps, label budgets, capacity, overfitting remedies
-    deployment    notebook 06: accuracy vs latency
-    beyond        notebook 07: an omitted intent, calibration, DistilBERT-style students
+    training      notebook 05: learning curves, per-intent change
+    tuning        notebook 06: T × λ sweeps, label budgets, capacity, overfitting remedies
+    deployment    notebook 08: accuracy vs latency
+    beyond        notebook 09: an omitted intent, calibration, DistilBERT-style students
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Notebook 07's figures: an omitted intent, calibration, DistilBERT-style students.
+"""Notebook 09's figures: an omitted intent, calibration, DistilBERT-style students.
 
 Rows come from kdlab.omitted_class, kdlab.calibration, kdlab.tuning or benchmarks/kd_quality.py's JSON.
 """
@@ -40,7 +40,7 @@ def plot_soft_mass_on_class(
     """Bars: the probability one class receives from each *other* intent's training queries, summed — the hints left
     about an intent when all its own examples are gone. `mass[c]` is that sum over gold class c (c = class_index is skipped).
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 09 (09-Beyond-Logits).
     """
     mass = np.asarray(mass, dtype=np.float64).ravel()
     if mass.size != len(label_names):
@@ -76,7 +76,7 @@ def plot_bias_shift_scan(
     Draws on `axes` (two Axes: the omitted intent, overall accuracy) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 09 (09-Beyond-Logits).
     """
     if not scans:
         raise ValueError("scans must map at least one model name to its bias-shift scan")
@@ -119,7 +119,7 @@ def plot_omitted_class_recall(rows: Sequence[dict], title: str | None = None, *,
     """Grouped bars per omitted intent: recall on dev of the CE-only student, the KD student, and the KD student after
     its dev-chosen bias shift (mean over seeds; error bars = std over seeds). Rows as benchmarks/kd_quality.py saves them.
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 09 (09-Beyond-Logits).
     """
     rows = _check_rows(rows, ("class", "method", "recall_as_trained", "recall_after_shift"), "omit-class")
     classes = list(dict.fromkeys(r["class"] for r in rows))
@@ -155,7 +155,7 @@ def plot_reliability_diagram(
     confidence hatched. Bins with fewer than `min_count` predictions are drawn pale: their accuracy is mostly noise.
     `bins` is kdlab.calibration.reliability_bins(...) (edges, confidence, accuracy, count).
 
-    Introduced in notebook 07 (07-Beyond-Logits), drawn by `plot_reliability_diagrams`.
+    Introduced in notebook 09 (09-Beyond-Logits), drawn by `plot_reliability_diagrams`.
     """
     edges = np.asarray(bins.edges, dtype=np.float64)
     accuracy = np.asarray(bins.accuracy, dtype=np.float64)
@@ -192,7 +192,7 @@ def plot_reliability_diagrams(bins_by_model: dict, figure: Figure | None = None,
     Draws on `axes` (one Axes per model) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 09 (09-Beyond-Logits).
     """
     if not bins_by_model:
         raise ValueError("bins_by_model must map at least one model name to its reliability bins")
@@ -229,7 +229,7 @@ def plot_calibration_vs_temperature(rows: Sequence[dict], figure: Figure | None 
     Draws on `axes` (three Axes, one per panel) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 09 (09-Beyond-Logits).
     """
     rows = _check_rows(rows, ("model", "temperature", "dev_accuracy", "ece", "mean_confidence", "agreement_with_teacher"),
                        "calibration")
@@ -286,7 +286,7 @@ def plot_distilbert_comparison(
     they learn from (logits only vs logits + cosine hidden-state loss); mean over seeds, error bars = std.
     Rows as kdlab.tuning.distilbert_comparison returns them (start, loss, dev_accuracy).
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 09 (09-Beyond-Logits).
     """
     rows = _check_rows(rows, ("start", "loss", "dev_accuracy"), "DistilBERT comparison")
     starts = [s for s in DISTILBERT_STARTS if any(r["start"] == s for r in rows)]

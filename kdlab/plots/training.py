@@ -1,4 +1,4 @@
-"""Notebook 04's figures: learning curves of several runs, and which intents KD helped or hurt."""
+"""Notebook 05's figures: learning curves of several runs, and which intents KD helped or hurt."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ CURVE_COLUMNS = ("epoch", "loss", "ce", "kd", "dev_accuracy")
 def curve_series(history) -> dict[str, list[float]]:
     """The columns a learning curve needs, from a kdlab History, its list of epoch dicts, or a dict of lists.
 
-    Introduced in notebook 04 (04-Training-the-Student), drawn by `TrainingDashboard`.
+    Introduced in notebook 05 (05-Training-the-Student), drawn by `TrainingDashboard`.
     """
     if hasattr(history, "column"):
         return {name: list(history.column(name)) for name in CURVE_COLUMNS}
@@ -39,7 +39,7 @@ def plot_learning_curves(
     Draws on `axes` (three Axes: CE, KD term, dev accuracy) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 04 (04-Training-the-Student).
+    Introduced in notebook 05 (05-Training-the-Student).
     """
     if not histories:
         raise ValueError("histories must map at least one run name to its History")
@@ -71,7 +71,7 @@ def plot_learning_curves(
 def per_class_accuracy(predictions, labels, num_classes: int) -> np.ndarray:
     """Accuracy of each class on its own gold examples (NaN where a class has none).
 
-    Introduced in notebook 04 (04-Training-the-Student).
+    Introduced in notebook 05 (05-Training-the-Student).
     """
     counts = confusion_counts(predictions, labels, num_classes)
     support = counts.sum(axis=1)
@@ -86,7 +86,7 @@ def plot_per_class_change(
 ) -> Axes:
     """Diverging bars: the intents whose accuracy changed most between two models, gains and losses, by name.
 
-    Introduced in notebook 04 (04-Training-the-Student).
+    Introduced in notebook 05 (05-Training-the-Student).
     """
     before = np.asarray(before, dtype=np.float64).ravel()
     after = np.asarray(after, dtype=np.float64).ravel()

@@ -1,4 +1,4 @@
-"""Notebook 05's figures: T × λ sweeps, label budgets, student sizes, overfitting remedies.
+"""Notebook 06's figures: T × λ sweeps, label budgets, student sizes, overfitting remedies.
 
 Every function takes the rows kdlab.tuning (or a benchmark JSON's "rows") produces.
 """
@@ -34,7 +34,7 @@ def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *,
     `rows` are kdlab.tuning.sweep_temperature_lambda rows (temperature, lam, seed, dev_accuracy). The outlined cell
     is kdlab.tuning.best_setting's choice, so the picture and the chosen setting always agree.
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 06 (06-Validation-and-Tuning).
     """
     from matplotlib.patches import Rectangle
 
@@ -94,7 +94,7 @@ def plot_label_budget(
     are the std over seeds. `live_rows` (same columns, e.g. this notebook's own small run) are drawn as hollow markers
     labelled `live_name`.
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 06 (06-Validation-and-Tuning).
     """
     frame = _tuning_frame(rows, ("labels_per_class", "labelled", "method", "seed", "dev_accuracy"))
     summary = _budget_summary(frame)
@@ -153,7 +153,7 @@ def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = Non
     Draws on `axes` (two Axes: by size, by speed) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 06 (06-Validation-and-Tuning).
     """
     frame = _tuning_frame(rows, ("student", "kind", "params", "method", "seed", "dev_accuracy", "examples_per_s"))
     summary = (frame.groupby(["kind", "student", "method"], sort=False)
@@ -211,7 +211,7 @@ def plot_remedy_curves(rows, figure: Figure | None = None, columns: int = 3, tit
     Draws on `axes` (one Axes per panel of the grid) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 06 (06-Validation-and-Tuning).
     """
     import pandas as pd
 
@@ -258,7 +258,7 @@ def plot_remedy_curves(rows, figure: Figure | None = None, columns: int = 3, tit
 def remedy_table(rows):
     """Per remedy and method: dev accuracy of the model you keep, best dev epoch, last train accuracy, train − dev gap (%).
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 06 (06-Validation-and-Tuning).
     """
     frame = _tuning_frame(rows, REMEDY_COLUMNS)
     table = frame.groupby(["remedy", "method"], sort=False).agg(
@@ -276,7 +276,7 @@ def remedy_table(rows):
 def plot_remedy_summary(rows, title: str | None = None, *, ax: Axes | None = None) -> Axes:
     """Dot plot: for each remedy, dev accuracy of the kept model with CE only and with KD, joined by a line.
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 06 (06-Validation-and-Tuning).
     """
     frame = _tuning_frame(rows, REMEDY_COLUMNS)
     final = frame.groupby(["remedy", "method"], sort=False)["final_dev_accuracy"].last().unstack("method")
