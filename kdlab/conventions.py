@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -72,17 +72,16 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source(
         "kdlab", "kdlab.distillation_loss", "this repository (DESIGN.md, 'The loss — contract')",
         "lam·CE + (1 − lam)·T²·KL(p_T ‖ p_S)",
-        "lam weighs the hard-label CE, 1 − lam the soft term", "yes", "batchmean (sum over classes, mean over rows)",
+        "lam → CE, 1 − lam → KL", "yes", "batchmean",
         "KL(p_T ‖ p_S)", "library", {"temperature": 4.0, "lam": 0.5}),
     Source(
         "keras", "Keras 3 keras.distillation (Distiller + LogitsDistillation)",
         "keras==3.15.1: keras/src/distillation/distiller.py (Distiller.compute_loss) and distillation_loss.py "
         "(LogitsDistillation.compute_loss)",
         "student_loss_weight·CE + (1 − student_loss_weight)·Σ_k w_k·T²·mean_rows KLDivergence(softmax(t/T), softmax(s/T))",
-        "student_loss_weight weighs the student (CE) loss, 1 − student_loss_weight the distillation losses, each "
-        "times its distillation_loss_weights entry",
-        "yes, but only when loss is a keras.losses.KLDivergence() instance",
-        "batchmean; probabilities clipped to [1e-7, 1]", "KL(p_T ‖ p_S)", "library",
+        "student_loss_weight → CE, 1 − it → KL (× distillation_loss_weights)",
+        "only with loss=KLDivergence()",
+        "batchmean (probs clipped at 1e-7)", "KL(p_T ‖ p_S)", "library",
         {"student_loss_weight": 0.5, "temperature": 3.0, "loss": "kl_divergence", "distillation_loss_weights": (1.0,)},
         "The default loss='kl_divergence' resolves to the function keras.losses.kl_divergence, not the class, so "
         "LogitsDistillation skips its softmax + T² branch and takes the KL of the raw scaled logits clipped to "
@@ -94,7 +93,7 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
         "keras-team/keras-io examples/vision/knowledge_distillation.py at commit "
         "1da2fdefe1b108145dcdb0794b60195cda85c38d (the 2020/09/01 original)",
         "alpha·student_loss_fn(y, s) + (1 − alpha)·KLDivergence(softmax(t/T), softmax(s/T))",
-        "alpha weighs the hard-label CE, 1 − alpha the soft term", "no", "batchmean; probabilities clipped to [1e-7, 1]",
+        "alpha → CE, 1 − alpha → KL", "no", "batchmean (probs clipped at 1e-7)",
         "KL(p_T ‖ p_S)", "transcribed", {"alpha": 0.1, "temperature": 3.0},
         "A later revision (commit 501fb4cbe62e5b5c434393f512a452ef833640a1) multiplies the KL by T²; that "
         "revision is the 'nlp-with-transformers' convention (lam = alpha, factor 1). The example itself trains "
@@ -104,8 +103,8 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
         "pytorch/tutorials beginner_source/knowledge_distillation_tutorial.py at commit "
         "c53e7d4efc0e39e455c531d21ec7db28ba220214",
         "soft_target_loss_weight·T²·Σ p_T(log p_T − log p_S)/batch + ce_loss_weight·CE",
-        "two separate weights: soft_target_loss_weight on the soft term, ce_loss_weight on the CE", "yes",
-        "batchmean (sum over everything / batch size)", "KL(p_T ‖ p_S)", "transcribed",
+        "ce_loss_weight → CE, soft_target_loss_weight → KL (two weights)", "yes",
+        "batchmean", "KL(p_T ‖ p_S)", "transcribed",
         {"T": 2.0, "soft_target_loss_weight": 0.25, "ce_loss_weight": 0.75},
         "The defaults are the tutorial's own call (T=2, 0.25, 0.75); the function has none. An earlier revision "
         "(commit 035c541fa706ab2b1eca57e0625b5bbdca5e04cb) used the soft cross-entropy −Σ p_T log p_S instead of "
@@ -115,7 +114,7 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
         "nlp-with-transformers/notebooks 08_model-compression.ipynb at commit "
         "1019f8b5662d94a58fd4b46b181d6521d9cccf95",
         "alpha·loss_ce + (1 − alpha)·T²·KLDivLoss(reduction='batchmean')(log_softmax(s/T), softmax(t/T))",
-        "alpha weighs the hard-label CE (the model's own loss), 1 − alpha the soft term", "yes", "batchmean",
+        "alpha → CE, 1 − alpha → KL", "yes", "batchmean",
         "KL(p_T ‖ p_S)", "transcribed", {"alpha": 0.5, "temperature": 2.0},
         "Defaults from DistillationTrainingArguments(alpha=0.5, temperature=2.0)."),
     Source(
@@ -124,9 +123,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
         "not installed: it pulls a torchvision that upgrades torch)",
         "alpha·CE + beta·T²·KLDivLoss(reduction)(log_softmax(s/T), softmax(t/T)); only the KL, without T², "
         "when alpha is None or 0 or there are no targets",
-        "alpha weighs the hard-label CE, beta (default 1 − alpha) the soft term",
-        "yes when alpha > 0; no when alpha is None or 0",
-        "batchmean by default; 'mean' also divides by the class count", "KL(p_T ‖ p_S)", "transcribed",
+        "alpha → CE, beta (default 1 − alpha) → KL",
+        "yes if alpha > 0, no if alpha is None or 0",
+        "reduction= (default batchmean)", "KL(p_T ‖ p_S)", "transcribed",
         {"temperature": None, "alpha": None, "beta": None, "reduction": "batchmean"},
         "KDLoss(alpha=None, beta=None) raises TypeError in torchdistill (1 − None)."),
     Source(
@@ -134,23 +133,23 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
         "trl==1.16.0 trl/experimental/gkd/gkd_trainer.py, GKDTrainer.generalized_jsd_loss (static method)",
         "beta = 0: KL(p_T ‖ p_S); beta = 1: KL(p_S ‖ p_T); else β·KL(p_T‖M) + (1 − β)·KL(p_S‖M), "
         "M = β·p_T + (1 − β)·p_S; logits divided by T, no T²",
-        "beta mixes the two KL directions; no CE term (its labels only mask positions)", "no",
-        "batchmean (per kept position)", "beta = 0 forward, 1 reverse, between: JSD", "library",
+        "no CE; beta mixes the two KL directions", "no",
+        "batchmean (per kept position)", "β=0 forward, β=1 reverse, else JSD", "library",
         {"beta": 0.5, "temperature": 1.0, "reduction": "batchmean"},
         "GKDTrainer's lmbda is not a loss weight: it is the fraction of batches made of the student's own samples."),
     Source(
         "kldivloss-mean", "the classic bug: nn.KLDivLoss(reduction='mean')",
         "torch.nn.KLDivLoss documentation: reduction='mean' averages over every element, 'batchmean' over rows",
         "lam·CE + (1 − lam)·T²·KLDivLoss(reduction='mean')(log_softmax(s/T), softmax(t/T))",
-        "lam weighs the hard-label CE, 1 − lam the soft term", "yes", "mean over rows AND classes (num_classes× too small)",
+        "lam → CE, 1 − lam → KL", "yes", "mean over rows × classes",
         "KL(p_T ‖ p_S)", "transcribed", {"temperature": 4.0, "lam": 0.5},
         "Needs num_classes: the soft term is divided by it."),
     Source(
         "soft-cross-entropy", "the classic slip: soft cross-entropy −Σ p_T log p_S instead of the KL",
         "Hinton et al. 2015 (https://arxiv.org/abs/1503.02531) state the loss as a cross-entropy with soft targets",
         "lam·CE + (1 − lam)·T²·mean_rows(−Σ p_T log p_S)",
-        "lam weighs the hard-label CE, 1 − lam the soft term", "yes", "batchmean",
-        "cross-entropy H(p_T, p_S) = KL(p_T ‖ p_S) + H(p_T)", "transcribed", {"temperature": 4.0, "lam": 0.5},
+        "lam → CE, 1 − lam → soft CE", "yes", "batchmean",
+        "soft CE = KL(p_T ‖ p_S) + H(p_T)", "transcribed", {"temperature": 4.0, "lam": 0.5},
         "Same gradient as kdlab; the value is higher by (1 − lam)·T²·H(p_T), a constant that depends on the teacher."),
 )}
 
@@ -253,15 +252,16 @@ def source_loss(source: str, student_logits: Tensor, teacher_logits: Tensor, lab
 
 
 def comparison_table(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | None,
-                     recipes: dict[str, dict]):
-    """One row per source: its weights, T², reduction, KL direction, its value on these logits and kdlab's setting (notebook 04).
+                     recipes: Sequence[tuple[str, dict]] | dict[str, dict]):
+    """One row per recipe: weights, T², reduction, KL direction, its value on these logits and kdlab's setting (notebook 04).
 
-    `recipes` maps a source name to its settings, e.g. {"keras-classic": {"alpha": 0.1, "temperature": 10}}.
+    `recipes` is a list of (source, settings) pairs, e.g. [("keras-classic", {"alpha": 0.1, "temperature": 10})],
+    or a dict {source: settings}. `value ÷ kdlab` is the source's value over kdlab's at the converted setting.
     """
     import pandas as pd
 
     rows = []
-    for source, settings in recipes.items():
+    for source, settings in (recipes.items() if isinstance(recipes, dict) else recipes):
         spec = _source(source)
         recipe = convert_recipe(source, num_classes=student_logits.shape[-1], **settings)
         value = float(source_loss(source, student_logits, teacher_logits, labels, **settings))
@@ -269,7 +269,7 @@ def comparison_table(student_logits: Tensor, teacher_logits: Tensor, labels: Ten
             if recipe.same_gradient_direction else math.nan
         rows.append({
             "source": source,
-            "settings": ", ".join(f"{k}={_short(val)}" for k, val in {**spec.defaults, **settings}.items()),
+            "settings": ", ".join(f"{k}={_short(val)}" for k, val in settings.items()),
             "weights": spec.weights,
             "T²": spec.t_squared,
             "reduction": spec.reduction,
@@ -277,10 +277,113 @@ def comparison_table(student_logits: Tensor, teacher_logits: Tensor, labels: Ten
             "value": value,
             "kdlab setting": (f"T={recipe.temperature:g}, λ={recipe.lam:.4g}" if recipe.same_gradient_direction
                               else "none"),
-            "factor": recipe.factor,
-            "value ÷ kdlab value": value / kdlab_value if kdlab_value else math.nan,
+            "factor": math.nan if recipe.factor is None else recipe.factor,
+            "value ÷ kdlab": value / kdlab_value if kdlab_value else math.nan,
         })
-    return pd.DataFrame(rows).set_index("source")
+    return pd.DataFrame(rows)
+
+
+def copied_recipe(weight_on_labels: float, temperature: float, num_classes: int):
+    """What 'weight w on the labels, temperature T' becomes in each source's own names, in kdlab's terms (notebook 04).
+
+    Each row spells the same two numbers in one source (the PyTorch tutorial keeps its soft weight, 0.25, and TRL
+    has no label weight at all) and gives the kdlab λ it really trains with and the teacher's share 1 − λ.
+    """
+    import pandas as pd
+
+    w, T = check_lam(weight_on_labels, "weight_on_labels"), check_temperature(temperature)
+    spellings = [
+        ("kdlab", {"lam": w, "temperature": T}),
+        ("nlp-with-transformers", {"alpha": w, "temperature": T}),
+        ("torchdistill", {"alpha": w, "temperature": T}),
+        ("keras", {"student_loss_weight": w, "temperature": T, "loss": "KLDivergence()"}),
+        ("keras", {"student_loss_weight": w, "temperature": T}),
+        ("keras-classic", {"alpha": w, "temperature": T}),
+        ("pytorch-tutorial", {"T": T, "ce_loss_weight": w}),
+        ("kldivloss-mean", {"lam": w, "temperature": T}),
+        ("trl", {"beta": 0.0, "temperature": T}),
+    ]
+    rows = []
+    for source, settings in spellings:
+        recipe = convert_recipe(source, num_classes=num_classes, **settings)
+        rows.append({"source": source, "settings": ", ".join(f"{k}={_short(v)}" for k, v in settings.items()),
+                     "kdlab λ": recipe.lam if recipe.same_gradient_direction else math.nan,
+                     "teacher's share 1 − λ": 1 - recipe.lam if recipe.same_gradient_direction else math.nan,
+                     "factor": math.nan if recipe.factor is None else recipe.factor})
+    return pd.DataFrame(rows)
+
+
+def keras_distiller_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, **settings) -> float:
+    """Keras 3's own Distiller.compute_loss on given logits (KERAS_BACKEND=torch), to check a row against it (notebook 04).
+
+    Settings as for convert_recipe("keras", ...). Identity teacher and student models hand the logits through, so
+    the number is Keras' loss on exactly these logits (computed in Keras' float32).
+    """
+    import os
+
+    convert_recipe("keras", **settings)  # the same refusals before Keras is imported
+    os.environ["KERAS_BACKEND"] = "torch"  # read once, when keras is first imported
+    import keras
+
+    if keras.backend.backend() != "torch":
+        raise RuntimeError(f"keras was imported with the {keras.backend.backend()!r} backend; restart the kernel "
+                           "and import kdlab.conventions.keras_distiller_loss before anything imports keras")
+    v = {**SOURCES["keras"].defaults, **settings}
+    classes = student_logits.shape[-1]
+    identity = lambda name: keras.Sequential([keras.Input((classes,)), keras.layers.Identity()], name=name)
+    loss = keras.losses.KLDivergence() if v["loss"] == "KLDivergence()" else v["loss"]
+    distiller = keras.distillation.Distiller(
+        teacher=identity("teacher"), student=identity("student"),
+        # a list, so that distillation_loss_weights counts (a bare LogitsDistillation gets weight 1.0)
+        distillation_losses=[keras.distillation.LogitsDistillation(temperature=v["temperature"], loss=loss)],
+        distillation_loss_weights=list(v["distillation_loss_weights"]), student_loss_weight=v["student_loss_weight"])
+    distiller.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with torch.no_grad():
+        value = distiller.compute_loss(x=teacher_logits.float(), y=labels, y_pred=student_logits.float())
+    return float(value)
+
+
+def spelling_race(features: Tensor, teacher_logits: Tensor, labels: Tensor, source: str, settings: dict, *,
+                  optimizer: str, lr: float, steps: int = 60, seed: int = 0):
+    """Train one linear student twice, on a source's loss and on its kdlab translation, and log kdlab's loss (notebook 04).
+
+    Both runs start from the same weights and see the same full batch; their gradients point the same way and
+    differ by the recipe's factor. With SGD the factor scales every step; Adam divides it out.
+    """
+    import pandas as pd
+
+    from .checks import check_positive_number
+
+    recipe = convert_recipe(source, num_classes=teacher_logits.shape[-1], **settings)
+    if not recipe.same_gradient_direction:
+        raise ValueError(f"{source!r} with these settings has no kdlab equivalent to race: {recipe.explanation}")
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    lr = check_positive_number(lr, "lr", "a learning rate, e.g. 0.5 for SGD, 0.01 for Adam")
+    steps = check_count(steps, "steps")
+    features, teacher_logits = features.double(), teacher_logits.double()
+    start = torch.nn.Linear(features.shape[1], teacher_logits.shape[1]).double()
+    with torch.no_grad():
+        generator = torch.Generator().manual_seed(seed)
+        start.weight.normal_(0.0, 0.01, generator=generator)
+        start.bias.zero_()
+    rows = []
+    for spelling in ("source", "kdlab"):
+        model = torch.nn.Linear(features.shape[1], teacher_logits.shape[1]).double()
+        model.load_state_dict(start.state_dict())
+        opt = (torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam)(model.parameters(), lr=lr)
+        for step in range(steps + 1):
+            logits = model(features)
+            kdlab_value = recipe.kdlab_loss(logits, teacher_logits, labels)
+            rows.append({"spelling": spelling, "optimizer": optimizer, "step": step, "kdlab loss": float(kdlab_value.detach())})
+            if step == steps:
+                break
+            loss = (source_loss(source, logits, teacher_logits, labels, **settings) if spelling == "source"
+                    else kdlab_value)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return pd.DataFrame(rows)
 
 
 # --- the conversions: each reads its source's settings and reduces them to (a, b) or explains why not ---

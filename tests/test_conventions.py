@@ -324,3 +324,80 @@ def test_comparison_table_rows_hold_each_sources_value_and_its_factor():
     # the factor column is what the values say: source value ÷ kdlab value at the converted setting
     for source in ("kdlab", "keras-classic", "kldivloss-mean"):
         assert table.loc[source, "value ÷ kdlab value"] == pytest.approx(table.loc[source, "factor"], rel=1e-9)
+
+
+# --- the lesson's helpers: the copied recipe, Keras' own number, the SGD/Adam race, and their figures ---
+
+
+def test_copied_recipe_rows_are_each_sources_conversion():
+    from kdlab.conventions import copied_recipe
+
+    table = copied_recipe(0.1, 10.0, num_classes=77)
+    classic = table[table.source == "keras-classic"].iloc[0]
+    assert classic["teacher's share 1 − λ"] == pytest.approx((0.9 / 100) / (0.1 + 0.9 / 100))  # a = 0.1, b = 0.9/T²
+    mean = table[table.source == "kldivloss-mean"].iloc[0]
+    assert mean["kdlab λ"] == pytest.approx(0.1 / (0.1 + 0.9 / 77))
+    tutorial = table[table.source == "pytorch-tutorial"].iloc[0]  # ce 0.1, the tutorial's soft weight 0.25 kept
+    assert tutorial["kdlab λ"] == pytest.approx(0.1 / 0.35) and tutorial["factor"] == pytest.approx(0.35)
+    assert table[table.source == "trl"].iloc[0]["kdlab λ"] == 0.0
+    keras_default = table[(table.source == "keras") & ~table.settings.str.contains("KLDivergence")].iloc[0]
+    assert np.isnan(keras_default["kdlab λ"])
+    with pytest.raises(ValueError, match="weight_on_labels"):
+        copied_recipe(1.5, 10.0, num_classes=77)
+
+
+def test_keras_distiller_loss_is_keras_own_number(keras):
+    from kdlab.conventions import keras_distiller_loss
+
+    student, teacher, labels = batch(6)
+    for settings in ({"temperature": 2.0, "student_loss_weight": 0.4, "loss": "KLDivergence()"},
+                     {"temperature": 2.0, "student_loss_weight": 0.4}):
+        expected, _ = keras_total_loss(keras, student, teacher, labels, **{"loss": "kl_divergence", **settings})
+        assert keras_distiller_loss(student, teacher, labels, **settings) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="'keras' has no setting 'alpha'"):
+        keras_distiller_loss(student, teacher, labels, alpha=0.1)
+
+
+def race_inputs():
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(40, 8, generator=generator, dtype=torch.float64)
+    teacher = 3.0 * torch.randn(40, 5, generator=generator, dtype=torch.float64)
+    return features, teacher, teacher.argmax(1)
+
+
+def test_spelling_race_sgd_steps_scale_by_the_factor_and_adam_ignores_it():
+    from kdlab.conventions import spelling_race
+
+    settings = {"alpha": 0.1, "temperature": 10.0}
+    factor = convert_recipe("keras-classic", **settings).factor
+    sgd = spelling_race(*race_inputs(), "keras-classic", settings, optimizer="sgd", lr=1e-3, steps=1)
+    drop = {s: float(g["kdlab loss"].iloc[0] - g["kdlab loss"].iloc[1]) for s, g in sgd.groupby("spelling")}
+    assert drop["source"] / drop["kdlab"] == pytest.approx(factor, rel=1e-2)  # first order in the step size
+    adam = spelling_race(*race_inputs(), "keras-classic", settings, optimizer="adam", lr=0.01, steps=30)
+    last = adam[adam.step == 30].set_index("spelling")["kdlab loss"]
+    assert last["source"] == pytest.approx(last["kdlab"], rel=1e-3)
+    assert adam[adam.step == 30]["kdlab loss"].max() < adam[adam.step == 0]["kdlab loss"].min()
+    with pytest.raises(ValueError, match="no kdlab equivalent"):
+        spelling_race(*race_inputs(), "trl", {"beta": 0.5}, optimizer="sgd", lr=0.1)
+    with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam'"):
+        spelling_race(*race_inputs(), "kdlab", {}, optimizer="rmsprop", lr=0.1)
+
+
+def test_the_lessons_figures_draw_the_numbers_they_are_given():
+    import pandas as pd
+    from kdlab import plots
+    from kdlab.conventions import copied_recipe, spelling_race
+
+    table = copied_recipe(0.1, 10.0, num_classes=77)
+    ax = plots.plot_copied_recipe(table, 0.1, 10.0)
+    widths = [bar.get_width() for bar in ax.patches]
+    np.testing.assert_allclose(widths, np.nan_to_num(table["teacher's share 1 − λ"].to_numpy(dtype=float)))
+    assert ax.get_title() and ax.get_xlabel() and "no kdlab equivalent" in [t.get_text() for t in ax.texts]
+    race = pd.concat([spelling_race(*race_inputs(), "keras-classic", {"alpha": 0.1, "temperature": 10.0},
+                                    optimizer=o, lr=0.01, steps=5) for o in ("sgd", "adam")])
+    figure = plots.plot_spelling_race(race)
+    sgd_panel = figure.axes[0]
+    source_line = sgd_panel.get_lines()[0]
+    expected = race[(race.optimizer == "sgd") & (race.spelling == "source")]["kdlab loss"].to_numpy()
+    np.testing.assert_allclose(source_line.get_ydata(), expected)
+    assert all(a.get_title() and a.get_xlabel() for a in figure.axes) and figure.axes[0].get_ylabel()
