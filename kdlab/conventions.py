@@ -178,7 +178,9 @@ def convert_recipe(source: str, *, num_classes: int | None = None, **settings) -
 
 def source_loss(source: str, student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | None,
                 **settings) -> Tensor:
-    """The source's own loss on your logits, as its formula reads (transcribed), to compare values (notebook 04).
+    """The source's own loss on your logits, as its formula reads (transcribed), to compare values.
+
+    Notebook 04 shows its values through `comparison_table`.
 
     labels are class indices (trl has no CE term, so it ignores them). Computed in float64 like kdlab's loss.
     """
