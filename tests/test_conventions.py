@@ -312,18 +312,21 @@ def test_bad_values_get_a_specific_message(call, words):
 
 def test_comparison_table_rows_hold_each_sources_value_and_its_factor():
     student, teacher, labels = batch(8, rows=10, classes=12)
-    recipes = {"kdlab": {"temperature": 4.0, "lam": 0.5}, "keras-classic": {"alpha": 0.1, "temperature": 10.0},
-               "trl": {"beta": 0.5}, "kldivloss-mean": {"temperature": 4.0, "lam": 0.5}}
+    recipes = [("kdlab", {"temperature": 4.0, "lam": 0.5}), ("keras-classic", {"alpha": 0.1, "temperature": 10.0}),
+               ("trl", {"beta": 0.5}), ("trl", {"beta": 0.0, "temperature": 2.0}),
+               ("kldivloss-mean", {"temperature": 4.0, "lam": 0.5}), ("soft-cross-entropy", {"temperature": 2.0, "lam": 0.3})]
     table = comparison_table(student, teacher, labels, recipes)
-    assert list(table.index) == list(recipes)
-    for source, settings in recipes.items():
-        row = table.loc[source]
+    assert list(table.source) == [source for source, _ in recipes]
+    for (source, settings), (_, row) in zip(recipes, table.iterrows()):
         assert row["value"] == pytest.approx(float(source_loss(source, student, teacher, labels, **settings)))
-        assert row["weights"] == SOURCES[source].weights
-    assert table.loc["trl", "kdlab setting"] == "none" and np.isnan(table.loc["trl", "value ÷ kdlab value"])
+        assert row["weights"] == SOURCES[source].weights and row["T²"] == SOURCES[source].t_squared
+    assert table.loc[2, "kdlab setting"] == "none" and np.isnan(table.loc[2, "value ÷ kdlab"])
+    assert table.loc[3, "kdlab setting"] == "T=2, λ=0"
     # the factor column is what the values say: source value ÷ kdlab value at the converted setting
-    for source in ("kdlab", "keras-classic", "kldivloss-mean"):
-        assert table.loc[source, "value ÷ kdlab value"] == pytest.approx(table.loc[source, "factor"], rel=1e-9)
+    for i in (0, 1, 3, 4):
+        assert table.loc[i, "value ÷ kdlab"] == pytest.approx(table.loc[i, "factor"], rel=1e-9)
+    assert np.isnan(table.loc[5, "factor"])  # soft CE: an offset, not a factor
+    assert table.loc[5, "value ÷ kdlab"] > 1
 
 
 # --- the lesson's helpers: the copied recipe, Keras' own number, the SGD/Adam race, and their figures ---
