@@ -167,10 +167,11 @@ LOW_LABEL_METHODS = ("CE only", "KD", HONEST_KD)
 
 
 def teacher_on_labelled(cache: TeacherCache, labelled: Tensor, seed: int = 0) -> TeacherCache:
-    """The cache as if the teacher's head had seen only the `labelled` train rows: the honest few-label teacher (notebook 07).
+    """The cache as if the teacher's head had seen only the `labelled` train rows: the honest few-label teacher.
 
     The frozen MiniLM features stay (the encoder never saw Banking77's labels); only the linear head is refit, in
-    seconds, on the labelled rows, and every split's logits are recomputed from it.
+    seconds, on the labelled rows, and every split's logits are recomputed from it. Notebook 07 meets it through
+    `low_label_curve`.
     """
     labelled = torch.as_tensor(labelled, dtype=torch.bool)
     if labelled.shape != cache.labels["train"].shape or not labelled.any():

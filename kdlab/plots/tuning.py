@@ -1,4 +1,4 @@
-"""Notebook 06's figures: T × λ sweeps, label budgets, student sizes, overfitting remedies.
+"""Figures of notebooks 06 and 07: T × λ sweeps and overfitting remedies (06), label budgets and student sizes (07).
 
 Every function takes the rows kdlab.tuning (or a benchmark JSON's "rows") produces.
 """
@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..tuning import HONEST_KD
 from .style import CE_COLOR, FONT_SIZE, KD_COLOR, OKABE_ITO, _draws_on_axes, _family_color, _new_axes_grid, _log_scale
 
 
@@ -94,15 +95,18 @@ def plot_label_budget(
     are the std over seeds. `live_rows` (same columns, e.g. this notebook's own small run) are drawn as hollow markers
     labelled `live_name`.
 
-    Introduced in notebook 06 (06-Validation-and-Tuning).
+    Introduced in notebook 07 (07-Few-Labels-and-Capacity).
     """
     frame = _tuning_frame(rows, ("labels_per_class", "labelled", "method", "seed", "dev_accuracy"))
     summary = _budget_summary(frame)
-    colors = {"CE only": CE_COLOR, "KD": KD_COLOR}
+    # the honest arm is KD too (KD's colour), from another teacher: told apart by a dashed line and square markers
+    styles = {"CE only": (CE_COLOR, "-", "o"), "KD": (KD_COLOR, "-", "o"), HONEST_KD: (KD_COLOR, "--", "s")}
+    colors = {method: style[0] for method, style in styles.items()}
     seeds = int(frame["seed"].nunique())
     for method, part in summary.groupby("method", sort=False):
-        ax.errorbar(part["labelled"], 100 * part["mean"], yerr=100 * part["std"], color=colors.get(method, OKABE_ITO["grey"]),
-                    marker="o", markersize=8, linewidth=2.5, capsize=4,
+        color, linestyle, marker = styles.get(method, (OKABE_ITO["grey"], "-", "o"))
+        ax.errorbar(part["labelled"], 100 * part["mean"], yerr=100 * part["std"], color=color, linestyle=linestyle,
+                    marker=marker, markersize=8, linewidth=2.5, capsize=4,
                     label=f"{method} (benchmark, {'mean ± std over ' + str(seeds) + ' seeds' if seeds > 1 else '1 seed'})")
     wide = summary.pivot(index="labelled", columns="method", values="mean")
     if {"CE only", "KD"} <= set(wide.columns):
@@ -117,7 +121,8 @@ def plot_label_budget(
                                              "live_rows"))
         for method, part in live.groupby("method", sort=False):
             ax.scatter(part["labelled"], 100 * part["mean"], s=160, facecolor="white", linewidth=2.5, zorder=4,
-                       edgecolor=colors.get(method, OKABE_ITO["grey"]), marker="D", label=f"{method} ({live_name})")
+                       edgecolor=colors.get(method, OKABE_ITO["grey"]), marker="s" if method == HONEST_KD else "D",
+                       label=f"{method} ({live_name})")
     if teacher_accuracy is not None:
         ax.axhline(100 * teacher_accuracy, color=OKABE_ITO["black"], linestyle="--", linewidth=1.5,
                    label=f"teacher ({100 * teacher_accuracy:.1f}%)")
@@ -132,7 +137,8 @@ def plot_label_budget(
     ax.set_xlabel("labelled training queries (log scale): K per intent, and in total", fontsize=FONT_SIZE)
     ax.set_ylabel("dev accuracy [%]", fontsize=FONT_SIZE)
     ax.set_title(title or "Few labels: CE only vs KD with the rest of train as unlabelled transfer set\n"
-                          "(bold numbers: KD − CE in percentage points)", fontsize=FONT_SIZE + 1)
+                          "(bold numbers: KD − CE in percentage points; dashed: teacher head on the same K labels)",
+                 fontsize=FONT_SIZE + 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=FONT_SIZE - 2, loc="lower right")
     return ax
@@ -153,7 +159,7 @@ def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = Non
     Draws on `axes` (two Axes: by size, by speed) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 06 (06-Validation-and-Tuning).
+    Introduced in notebook 07 (07-Few-Labels-and-Capacity).
     """
     frame = _tuning_frame(rows, ("student", "kind", "params", "method", "seed", "dev_accuracy", "examples_per_s"))
     summary = (frame.groupby(["kind", "student", "method"], sort=False)
