@@ -5,6 +5,9 @@ log-probabilities belong, reduction="mean", no T², temperature on one side only
 ...) from the same building blocks as `kdlab.losses`, and looks for the combination that reproduces
 your function's values on a few small random batches. The fewest mistakes that explain every number
 are reported. Gradients are probed separately: none may reach the teacher, and the student's must match.
+When the mistakes found are exactly another library's convention (the keras.io example's missing T², the
+PyTorch tutorial's two fixed weights, TRL's forward KL, ...), the finding also names that source and the kdlab
+setting that trains the same way (kdlab.conventions.convert_recipe).
 
     from kdlab.checker import check_distillation_loss, format_findings
     print(format_findings(check_distillation_loss(my_loss)))
