@@ -2,6 +2,7 @@
 
 from .cache import TeacherCache, TeacherSettings, cache_root, load_teacher_cache, teacher_from_cache, teacher_head
 from .checker import Finding, check_distillation_loss, format_findings
+from .conventions import convert_recipe
 from .data import DEFAULT_DATA_DIR, label_names, load_splits, low_label_split
 from .losses import KDTerms, distillation_loss, distillation_terms, soft_targets
 from . import threads
@@ -14,7 +15,7 @@ from .training import STUDENT_DEFAULTS, History, evaluate, predict_logits, set_s
 __all__ = [
     "DEFAULT_DATA_DIR", "STUDENT_DEFAULTS", "STUDENT_KINDS", "Finding", "History", "KDTerms", "Teacher",
     "TeacherCache", "TeacherSettings", "Tokens", "build_student", "cache_root", "check_distillation_loss",
-    "check_same_tokenizer", "count_parameters", "distillation_loss", "distillation_terms", "evaluate",
+    "check_same_tokenizer", "convert_recipe", "count_parameters", "distillation_loss", "distillation_terms", "evaluate",
     "format_findings", "label_names", "load_encoder", "load_splits", "load_teacher_cache", "low_label_split",
     "mean_pool", "packaged_teacher_path", "predict_logits", "set_seed", "soft_targets", "student_start", "teacher_from_cache",
     "teacher_head", "threads", "throughput", "tokenize", "train_student", "use_policy_threads",
