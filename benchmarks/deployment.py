@@ -5,8 +5,8 @@
     python benchmarks/deployment.py --json benchmarks/results/deployment.json --markdown benchmarks/results/deployment.md
 
 Students are trained once with knowledge distillation (T=4, λ=0.5) for kdlab.deployment.DEPLOYMENT_EPOCHS
-and saved under the git-ignored .cache/, where notebook 06 finds them; a second run only measures.
-The committed benchmarks/results/deployment.json is what notebook 06 shows, labelled with machine and date,
+and saved under the git-ignored .cache/, where notebook 08 finds them; a second run only measures.
+The committed benchmarks/results/deployment.json is what notebook 08 shows, labelled with machine and date,
 for the students it cannot train within a notebook's time and memory budget.
 Timings depend on the CPU and on whatever else runs on it: compare rows of one run, not runs.
 """
@@ -162,7 +162,7 @@ def main() -> None:
                         help="which models to measure (default all; e.g. --models bag for a quick smoke run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-teacher-int8", action="store_true", help="skip torch int8 of the teacher (saves ~1 min)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows, machine and date here (notebook 06 "
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows, machine and date here (notebook 08 "
                         "reads benchmarks/results/deployment.json)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table and its notes here")
     args = parser.parse_args()

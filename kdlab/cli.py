@@ -1,4 +1,4 @@
-"""Command line: `python -m kdlab distill` runs teacher → CE student → KD student and prints a table (notebook 04).
+"""Command line: `python -m kdlab distill` runs teacher → CE student → KD student and prints a table (notebook 05).
 
 Every option is checked before any work starts (the JSON path too), so a typo costs a second, not a training
 run; errors go to stderr as one `error:` line with exit status 2.

@@ -132,7 +132,7 @@ class BagAsEmbedding(nn.Module):
 
     nn.EmbeddingBag exports to ONNX as a Loop over rows (correct, but several times slower in ONNX Runtime) and
     has no kernel in ExecuTorch's prebuilt runtime; a lookup followed by a masked mean is a Gather and a
-    ReduceSum every runtime has. `export_onnx` and `export_program` use it for a BagStudent (notebook 06).
+    ReduceSum every runtime has. `export_onnx` and `export_program` use it for a BagStudent (notebook 08).
     """
 
     def __init__(self, bag: nn.Module):
@@ -209,7 +209,7 @@ def _check_still_dynamic(program: torch.export.ExportedProgram) -> torch.export.
 
 
 def export_program(model: nn.Module, example_tokens: Tokens) -> torch.export.ExportedProgram:
-    """torch.export's graph of the model (what replaces TorchScript in torch 2.x), any batch size and length (notebook 06).
+    """torch.export's graph of the model (what replaces TorchScript in torch 2.x), any batch size and length (notebook 08).
 
     `program_module(program)(input_ids, attention_mask)` runs it without the Python class; ONNX and ExecuTorch start from it.
     """
@@ -221,7 +221,7 @@ def export_program(model: nn.Module, example_tokens: Tokens) -> torch.export.Exp
 
 
 def program_module(program: torch.export.ExportedProgram) -> nn.Module:
-    """The exported graph as a callable module, (input_ids, attention_mask) → logits, no kdlab class needed (notebook 06).
+    """The exported graph as a callable module, (input_ids, attention_mask) → logits, no kdlab class needed (notebook 08).
 
     Runs without the program's Python guards: with torch 2.13 and transformers 5.24, the guard that BERT's
     attention-mask code leaves behind raises AttributeError on a batch of several unpadded rows, although the graph
@@ -233,7 +233,7 @@ def program_module(program: torch.export.ExportedProgram) -> nn.Module:
 
 
 def export_onnx(model: nn.Module, example_tokens: Tokens, path: str | Path) -> Path:
-    """One self-contained .onnx file that ONNX Runtime (servers, browsers, phones) runs without Python (notebook 06).
+    """One self-contained .onnx file that ONNX Runtime (servers, browsers, phones) runs without Python (notebook 08).
 
     Uses the torch.export-based exporter (dynamo=True, which needs onnxscript); batch and sequence length are
     dynamic axes. A BagStudent is exported in its `exportable` form. The float model only: quantize the file.
@@ -279,7 +279,7 @@ def _quiet_onnx_logs() -> None:
 
 
 def onnx_session(path: str | Path):
-    """An onnxruntime.InferenceSession on the CPU with one thread: a phone core, and fair next to 1-thread torch (notebook 06)."""
+    """An onnxruntime.InferenceSession on the CPU with one thread: a phone core, and fair next to 1-thread torch (notebook 08)."""
     import onnxruntime as ort
 
     path = Path(path)
@@ -301,7 +301,7 @@ def onnx_feed(tokens: Tokens) -> dict[str, np.ndarray]:
 
 
 def onnx_predict_logits(session, tokens: Tokens, batch_size: int = 256) -> Tensor:
-    """Logits for every row from an ONNX Runtime session, batch by batch like predict_logits (notebook 06)."""
+    """Logits for every row from an ONNX Runtime session, batch by batch like predict_logits (notebook 08)."""
     _check_tokens(tokens, "tokens")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
@@ -316,7 +316,7 @@ def onnx_predict_logits(session, tokens: Tokens, batch_size: int = 256) -> Tenso
 
 
 def quantize_onnx_int8(path: str | Path, int8_path: str | Path) -> Path:
-    """ONNX Runtime's own dynamic int8 (MatMul/Gemm weights and embedding Gathers), no calibration data (notebook 06).
+    """ONNX Runtime's own dynamic int8 (MatMul/Gemm weights and embedding Gathers), no calibration data (notebook 08).
 
     Like torch's dynamic quantization: int8 weights, activations quantized per call with their own range.
     """
@@ -365,7 +365,7 @@ def quantize_onnx_static_int8(path: str | Path, int8_path: str | Path, calibrati
 
 
 def file_size_mb(path: str | Path) -> float:
-    """Megabytes (10⁶ bytes) of a file: what a phone downloads for an exported model (notebook 06)."""
+    """Megabytes (10⁶ bytes) of a file: what a phone downloads for an exported model (notebook 08)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"path must be an existing file, got {str(path)!r}")
