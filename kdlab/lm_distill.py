@@ -155,24 +155,25 @@ def train_lm_arm(arm: str, teacher: LMTeacher, steps: int, seed: int = 0, temper
     history = []
     bar = tqdm(lm_batches(tokenizer, texts, batch_size, steps, seed), total=steps, desc=arm, disable=not progress, leave=False)
     student.train()
-    for step, (input_ids, attention_mask) in enumerate(bar):
-        on_policy = step >= on_policy_from and coin.random() < lmbda
-        if on_policy:
-            input_ids, attention_mask = _sample_ids(student, tokenizer, batch_size, seed * 1_000_003 + step)
-            student.train()
-        if arm in ("ce", "sequence_kd"):
-            loss = ce_loss(student, input_ids, attention_mask)
-        else:
-            step_beta = 0.0 if arm == "on_policy" and step < on_policy_from else beta  # on_policy's warm-up: forward KL
-            loss = token_loss(student, teacher.model, input_ids, attention_mask, step_beta, temperature)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        history.append({"step": step + 1, "loss": loss.item(), **({"on_policy": on_policy} if arm == "on_policy" else {})})
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+    with torch.enable_grad():  # training works even when called inside torch.no_grad()
+        for step, (input_ids, attention_mask) in enumerate(bar):
+            on_policy = step >= on_policy_from and coin.random() < lmbda
+            if on_policy:
+                input_ids, attention_mask = _sample_ids(student, tokenizer, batch_size, seed * 1_000_003 + step)
+                student.train()
+            if arm in ("ce", "sequence_kd"):
+                loss = ce_loss(student, input_ids, attention_mask)
+            else:
+                step_beta = 0.0 if arm == "on_policy" and step < on_policy_from else beta  # on_policy's warm-up: forward KL
+                loss = token_loss(student, teacher.model, input_ids, attention_mask, step_beta, temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            history.append({"step": step + 1, "loss": loss.item(), **({"on_policy": on_policy} if arm == "on_policy" else {})})
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
     student.eval()
     settings = {"steps": steps, "seed": seed, "temperature": temperature, "beta": beta,
                 "lmbda": lmbda if arm == "on_policy" else None, "batch_size": batch_size, "lr": lr,
