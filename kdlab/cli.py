@@ -1,5 +1,7 @@
 """Command line: `python -m kdlab distill` runs teacher → CE student → KD student and prints a table (notebook 05).
 
+`python -m kdlab distill-lm` trains the language-model arms of notebook 11 and prints theirs.
+
 Every option is checked before any work starts (the JSON path too), so a typo costs a second, not a training
 run; errors go to stderr as one `error:` line with exit status 2.
 """
@@ -75,7 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="fine-tune the whole teacher (about 6 min per epoch on 2 CPU cores) instead of a head on frozen features")
     run.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this file")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_distill_lm(commands)
     return parser
+
+
+def add_distill_lm(commands) -> None:
+    """`distill-lm`: the language-model lesson's arms (notebook 11), each a student trained from the LM teacher."""
+    from .lm_distill import ARMS
+
+    run = commands.add_parser("distill-lm", help="train language-model students by CE, forward/reverse KL, sequence-level "
+                                                 "and on-policy distillation from the small GPT-2 teacher; print results")
+    run.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="which arms to train (default: all five)")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=_non_negative_int, default=None, help="the students' seed (default 0)")
+    seeds.add_argument("--seeds", type=_non_negative_int, nargs="+", default=None,
+                       help="several student seeds, e.g. --seeds 0 1 2: the table shows mean ± std")
+    run.add_argument("--steps", type=_positive_int, default=400, help="training steps per student (default 400)")
+    run.add_argument("--batch-size", type=_positive_int, default=32, help="queries per step (default 32)")
+    run.add_argument("--temperature", type=_temperature, default=1.0, help="T of the token-level losses (default 1)")
+    run.add_argument("--samples", type=_positive_int, default=200,
+                     help="queries each student samples for the teacher-NLL and distinct-2 (default 200)")
+    run.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this file")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def check_json_path(path: Path) -> None:
@@ -114,6 +137,8 @@ def format_results(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `python -m kdlab`."""
     args = build_parser().parse_args(argv)
+    if args.command == "distill-lm":
+        return distill_lm(args)
     from .cache import TeacherSettings, check_cache_root
     from .pipeline import distill
 
@@ -139,6 +164,40 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results["timings_s"]["total"] = time.perf_counter() - start
     print(format_results(results))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"results written to {args.json}")
+    return 0
+
+
+def distill_lm(args) -> int:
+    """`python -m kdlab distill-lm`: every check first, then the teacher (built on first use) and the arms."""
+    from .cache import check_cache_root
+    from .lm_distill import check_arms_and_seeds, compare_lm_arms, format_lm_results
+    from .lm_teacher import load_lm_teacher
+    from .threads import use_policy_threads
+
+    if args.quiet:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    start = time.perf_counter()
+    try:
+        if args.json is not None:
+            check_json_path(args.json)
+        check_arms_and_seeds(args.arms, args.seeds or [args.seed or 0])
+        check_cache_root()
+        print(use_policy_threads(), file=sys.stderr)
+        teacher = load_lm_teacher(progress=not args.quiet)
+        results = compare_lm_arms(teacher, arms=args.arms, seeds=args.seeds or [args.seed or 0], steps=args.steps,
+                                  samples=args.samples, progress=not args.quiet, batch_size=args.batch_size,
+                                  temperature=args.temperature)
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results["timings_s"]["total"] = time.perf_counter() - start
+    print(format_lm_results(results))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import statistics
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -155,24 +156,25 @@ def train_lm_arm(arm: str, teacher: LMTeacher, steps: int, seed: int = 0, temper
     history = []
     bar = tqdm(lm_batches(tokenizer, texts, batch_size, steps, seed), total=steps, desc=arm, disable=not progress, leave=False)
     student.train()
-    for step, (input_ids, attention_mask) in enumerate(bar):
-        on_policy = step >= on_policy_from and coin.random() < lmbda
-        if on_policy:
-            input_ids, attention_mask = _sample_ids(student, tokenizer, batch_size, seed * 1_000_003 + step)
-            student.train()
-        if arm in ("ce", "sequence_kd"):
-            loss = ce_loss(student, input_ids, attention_mask)
-        else:
-            step_beta = 0.0 if arm == "on_policy" and step < on_policy_from else beta  # on_policy's warm-up: forward KL
-            loss = token_loss(student, teacher.model, input_ids, attention_mask, step_beta, temperature)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        history.append({"step": step + 1, "loss": loss.item(), **({"on_policy": on_policy} if arm == "on_policy" else {})})
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+    with torch.enable_grad():  # training works even when called inside torch.no_grad()
+        for step, (input_ids, attention_mask) in enumerate(bar):
+            on_policy = step >= on_policy_from and coin.random() < lmbda
+            if on_policy:
+                input_ids, attention_mask = _sample_ids(student, tokenizer, batch_size, seed * 1_000_003 + step)
+                student.train()
+            if arm in ("ce", "sequence_kd"):
+                loss = ce_loss(student, input_ids, attention_mask)
+            else:
+                step_beta = 0.0 if arm == "on_policy" and step < on_policy_from else beta  # on_policy's warm-up: forward KL
+                loss = token_loss(student, teacher.model, input_ids, attention_mask, step_beta, temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            history.append({"step": step + 1, "loss": loss.item(), **({"on_policy": on_policy} if arm == "on_policy" else {})})
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
     student.eval()
     settings = {"steps": steps, "seed": seed, "temperature": temperature, "beta": beta,
                 "lmbda": lmbda if arm == "on_policy" else None, "batch_size": batch_size, "lr": lr,
@@ -305,5 +307,124 @@ def next_token_distribution(model, tokenizer, prefix: str, temperature: float = 
     return pd.DataFrame({"token": tokens, "probability": values.tolist()})
 
 
-__all__ = ["ARMS", "LMRun", "distinct_n", "lm_student", "next_token_distribution", "sample_queries",
+# --- the whole comparison: every arm, every seed, one JSON (python -m kdlab distill-lm, benchmarks/lm_distillation.py) ---
+
+METRICS = ("test_perplexity", "teacher_nll_of_samples", "distinct_2")
+
+
+def check_arms_and_seeds(arms, seeds) -> tuple[list[str], list[int]]:
+    """The arms (known, no repeats) and seeds (different integers ≥ 0) of a comparison, checked before any work."""
+    arms, seeds = list(arms), list(seeds)
+    unknown = [arm for arm in arms if arm not in ARMS]
+    if not arms or unknown or len(set(arms)) != len(arms):
+        raise ValueError(f"arms must be one or more different arms of {', '.join(ARMS)}, got {arms}")
+    for seed in seeds:
+        check_count(seed, "seed", minimum=0)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be one or more different integers ≥ 0, got {seeds}")
+    return arms, [int(seed) for seed in seeds]
+
+
+def compare_lm_arms(teacher: LMTeacher, arms=ARMS, seeds=(0,), steps: int = 400, samples: int = 200,
+                    progress: bool = False, **train_settings) -> dict:
+    """Train every arm for every seed at one student size and step budget; perplexity, teacher-NLL of samples, diversity.
+
+    Returns the JSON of DESIGN.md: {"teacher", "arms": {arm: mean, std and per-seed values}, "settings", "timings_s"}.
+    Each arm's samples are `samples` queries of its own, drawn at T = 1 with the run's seed.
+    """
+    arms, seeds = check_arms_and_seeds(arms, seeds)
+    check_count(samples, "samples")
+    for arm in arms:  # every setting checked for every arm before the first step
+        check_lm_arm(arm, steps, train_settings.get("temperature", 1.0),
+                     train_settings.get("beta") if arm in DEFAULT_BETA else None,
+                     train_settings.get("lmbda") if arm == "on_policy" else None,
+                     train_settings.get("batch_size", 32), train_settings.get("lr", 3e-3),
+                     train_settings.get("warmup_fraction", 0.5))
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    teacher_texts = sample_queries(teacher.model, teacher.tokenizer, n=samples, seed=0)
+    teacher_entry = {
+        "params": teacher.params, "test_perplexity": test_perplexity(teacher.model, teacher),
+        "teacher_nll_of_samples": teacher_nll_of_samples(teacher, teacher_texts), "distinct_2": distinct_n(teacher_texts, 2),
+        "train_seconds": teacher.meta.get("train_seconds"), "steps": teacher.meta.get("steps"),
+        "samples": teacher_texts[:8], "settings": teacher.meta.get("settings"),
+    }
+    timings["teacher_metrics"] = time.perf_counter() - start
+    results = {}
+    for arm in arms:
+        runs = []
+        for seed in seeds:
+            settings = dict(train_settings)
+            if arm not in DEFAULT_BETA:
+                settings.pop("beta", None)
+            if arm != "on_policy":
+                settings.pop("lmbda", None)
+                settings.pop("warmup_fraction", None)
+            run = train_lm_arm(arm, teacher, steps, seed=seed, progress=progress, **settings)
+            start = time.perf_counter()
+            texts = sample_queries(run.model, teacher.tokenizer, n=samples, seed=seed)
+            runs.append({
+                "seed": seed, "test_perplexity": test_perplexity(run.model, teacher),
+                "teacher_nll_of_samples": teacher_nll_of_samples(teacher, texts), "distinct_2": distinct_n(texts, 2),
+                "train_seconds": run.seconds, "final_loss": statistics.fmean(h["loss"] for h in run.history[-10:]),
+                "samples": texts[:8],
+            })
+            timings[f"{arm}_seed{seed}"] = run.seconds + time.perf_counter() - start
+        entry = arm_entry(runs, run.params, teacher.params, run.settings | {"seed": None})
+        results[arm] = entry
+    return {"teacher": teacher_entry, "arms": results,
+            "settings": {"steps": steps, "seeds": seeds, "samples": samples, "arms": arms, **train_settings,
+                         "student": {k: run.settings[k] for k in ("layers", "width", "heads")},
+                         "teacher_path": str(teacher.path), "torch_threads": torch.get_num_threads()},
+            "timings_s": timings}
+
+
+def arm_entry(runs: list[dict], params: int, teacher_params: int, settings: dict) -> dict:
+    """One arm's JSON entry: each metric's mean, std and per-seed values, and every seed's run beside them."""
+    entry = {"params": params, "fraction_of_teacher": params / teacher_params, "seeds": [r["seed"] for r in runs]}
+    for metric in METRICS:
+        values = [r[metric] for r in runs]
+        entry[metric] = statistics.fmean(values)
+        entry[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        entry[f"{metric}_per_seed"] = values
+    entry.update({"train_seconds": statistics.fmean(r["train_seconds"] for r in runs), "samples": runs[0]["samples"],
+                  "settings": settings, "runs": runs})
+    return entry
+
+
+def merge_lm_results(parts: list[dict]) -> dict:
+    """Several comparisons of the same arms and settings, one seed set each (run in parallel), as one comparison."""
+    if not parts:
+        raise ValueError("nothing to merge")
+    merged = {"teacher": parts[0]["teacher"], "arms": {}, "settings": dict(parts[0]["settings"]), "timings_s": {}}
+    merged["settings"]["seeds"] = [seed for part in parts for seed in part["settings"]["seeds"]]
+    for arm, first in parts[0]["arms"].items():
+        runs = [run for part in parts for run in part["arms"][arm]["runs"]]
+        merged["arms"][arm] = arm_entry(runs, first["params"], parts[0]["teacher"]["params"], first["settings"])
+    for part in parts:
+        merged["timings_s"].update(part["timings_s"])
+    return merged
+
+
+def format_lm_results(results: dict) -> str:
+    """A plain-text table of a comparison: perplexity, teacher-NLL of own samples, distinct-2 (mean ± std over seeds)."""
+    def cell(entry, metric, digits):
+        std = entry.get(f"{metric}_std", 0.0)
+        return f"{entry[metric]:.{digits}f}" + (f" ± {std:.{digits}f}" if len(entry.get(f"{metric}_per_seed", [])) > 1 else "")
+
+    lines = [f"{'model':<12} {'params':>9} {'test ppl':>15} {'teacher NLL of samples':>23} {'distinct-2':>15} {'train s':>8}"]
+    teacher = results["teacher"]
+    lines.append(f"{'teacher':<12} {teacher['params']:>9,} {cell(teacher, 'test_perplexity', 2):>15} "
+                 f"{cell(teacher, 'teacher_nll_of_samples', 3):>23} {cell(teacher, 'distinct_2', 3):>15} "
+                 f"{teacher['train_seconds'] or 0:>8.0f}")
+    for arm, entry in results["arms"].items():
+        lines.append(f"{arm:<12} {entry['params']:>9,} {cell(entry, 'test_perplexity', 2):>15} "
+                     f"{cell(entry, 'teacher_nll_of_samples', 3):>23} {cell(entry, 'distinct_2', 3):>15} {entry['train_seconds']:>8.0f}")
+    settings = results["settings"]
+    lines.append(f"student seeds: {' '.join(map(str, settings['seeds']))}, {settings['steps']} steps each"
+                 + (" (mean ± std over seeds)" if len(settings["seeds"]) > 1 else ""))
+    return "\n".join(lines)
+
+
+__all__ = ["ARMS", "LMRun", "compare_lm_arms", "format_lm_results", "merge_lm_results", "distinct_n", "lm_student", "next_token_distribution", "sample_queries",
            "teacher_nll_of_samples", "test_perplexity", "train_lm_arm"]
