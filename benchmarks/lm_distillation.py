@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -30,12 +31,15 @@ from kdlab.lm_distill import ARMS, compare_lm_arms, format_lm_results, merge_lm_
 RESULTS = Path(__file__).resolve().parent / "results" / "lm-distillation.json"
 
 
-def one_seed(seed: int, arms: list[str], steps: int, samples: int) -> dict:
-    """One seed's comparison, in its own process with one torch thread."""
+def one_seed(seed: int, arms: list[str], steps: int, samples: int, parts: Path) -> dict:
+    """One seed's comparison, in its own process with one torch thread; also saved alone, in case a later seed fails."""
     os.environ["OMP_NUM_THREADS"] = "1"
     kdlab.use_policy_threads()
     teacher = kdlab.load_lm_teacher(progress=False)
-    return compare_lm_arms(teacher, arms=arms, seeds=[seed], steps=steps, samples=samples)
+    result = compare_lm_arms(teacher, arms=arms, seeds=[seed], steps=steps, samples=samples)
+    parts.mkdir(parents=True, exist_ok=True)
+    (parts / f"seed{seed}.json").write_text(json.dumps(result, default=str))
+    return result
 
 
 def markdown(results: dict) -> str:
@@ -69,7 +73,8 @@ def main() -> None:
     start = time.perf_counter()
     kdlab.load_lm_teacher(progress=False)  # built once here, not by each worker
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        jobs = [pool.submit(one_seed, seed, args.arms, args.steps, args.samples) for seed in args.seeds]
+        jobs = [pool.submit(one_seed, seed, args.arms, args.steps, args.samples, Path(tempfile.gettempdir()) / "kdlab-lm-distillation-parts")
+                for seed in args.seeds]
         parts = [job.result() for job in jobs]
     results = merge_lm_results(parts)
     seconds = time.perf_counter() - start

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_distill_lm(commands) -> None:
-    """`distill-lm`: the language-model lesson's arms (notebook 11), each a student trained from the LM teacher."""
+    """`distill-lm`: the arms of the language-model lesson, each a student trained from the LM teacher."""
     from .lm_distill import ARMS
 
     run = commands.add_parser("distill-lm", help="train language-model students by CE, forward/reverse KL, sequence-level "

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from .cache import check_cache_root
 from .checks import check_count, check_positive_number, check_probability
+from .threads import policy_threads, threads
 from .data import DEFAULT_DATA_DIR, DataLeakageWarning, SPLITS, columns, load_splits, splits_fingerprint
 
 LM_CACHE_FORMAT = 1  # bump when the stored layout, the tokenizer recipe or the training recipe changes
@@ -266,16 +267,19 @@ def _build(path: Path, key: str, texts: dict[str, list[str]], settings: LMSettin
     torch.manual_seed(settings.seed)
     model = GPT2LMHeadModel(lm_config(tokenizer, settings.layers, settings.width, settings.heads,
                                       settings.max_length, settings.dropout))
-    history = train_language_model(model, tokenizer, texts["train"], settings.steps, settings.batch_size,
-                                   settings.lr, settings.seed, settings.warmup_steps, progress, desc="LM teacher")
-    train_seconds = time.perf_counter() - start
+    # kdlab's thread policy (OMP_NUM_THREADS, else 1): on a busy 2-core machine 2 threads cost 3.6 CPU-s per step
+    # against 0.33 s for one (measured), because each thread waits for the other at every operation.
+    with threads(policy_threads()[0]):
+        history = train_language_model(model, tokenizer, texts["train"], settings.steps, settings.batch_size,
+                                       settings.lr, settings.seed, settings.warmup_steps, progress, desc="LM teacher")
+        train_seconds = time.perf_counter() - start
     # generation defaults that fit the model: a query is at most max_length tokens, and sampling is the norm
     model.generation_config.max_length = settings.max_length
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     meta = {
         "key": key, "format": LM_CACHE_FORMAT, "data": data, "settings": asdict(settings),
         "params": sum(p.numel() for p in model.parameters()), "vocab_size": len(tokenizer),
-        "steps": settings.steps, "train_seconds": train_seconds, "torch_threads": torch.get_num_threads(),
+        "steps": settings.steps, "train_seconds": train_seconds, "torch_threads": policy_threads()[0],
         "final_train_loss": sum(h["loss"] for h in history[-20:]) / len(history[-20:]),
         "test_perplexity": perplexity(model, tokenizer, texts["test"]),
         "dev_perplexity": perplexity(model, tokenizer, texts["dev"]),
