@@ -77,7 +77,7 @@ def position_probs():
 
 def test_visible_token_shows_spaces_and_empty_tokens():
     assert plots.visible_token(" card") == "␣card" and plots.visible_token("I") == "I"
-    assert plots.visible_token("") == "(nothing)"
+    assert plots.visible_token("") == "(nothing)" and plots.visible_token("\x08") == "'\\x08'"
 
 
 def test_position_targets_lists_the_top_tokens_of_every_column():

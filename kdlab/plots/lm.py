@@ -123,6 +123,8 @@ def visible_token(text: str) -> str:
     """
     if text == "":
         return "(nothing)"
+    if not text.isprintable() and not text.startswith(" "):
+        return repr(text)  # a control byte (part of a character the BPE split) reads as '\x08', not as nothing
     return ("␣" + text[1:]) if text.startswith(" ") else text
 
 
