@@ -325,7 +325,7 @@ def check_arms_and_seeds(arms, seeds) -> tuple[list[str], list[int]]:
     return arms, [int(seed) for seed in seeds]
 
 
-def compare_lm_arms(teacher: LMTeacher, arms=ARMS, seeds=(0,), steps: int = 400, samples: int = 200,
+def compare_lm_arms(teacher: LMTeacher, arms=ARMS, seeds=(0,), steps: int = 300, samples: int = 200,
                     progress: bool = False, **train_settings) -> dict:
     """Train every arm for every seed at one student size and step budget; perplexity, teacher-NLL of samples, diversity.
 
