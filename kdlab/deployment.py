@@ -1,8 +1,9 @@
 """Deployment: how big, how fast and how faithful a model is once it leaves the notebook.
 
 Size on disk, batch-1 latency (median and p95), dynamic int8 quantization, export with torch.export to a
-self-contained ONNX file that ONNX Runtime runs without kdlab or torch (float and ORT's own int8), and a check
-that a converted model still predicts what the original did.
+self-contained ONNX file that ONNX Runtime runs without kdlab or torch (float and ORT's own int8), lowering to an
+ExecuTorch .pte file (XNNPACK; the optional extra in requirements-edge.txt), a per-query energy estimate from
+operation counts, and a check that a converted model still predicts what the original did.
 Timings on a shared or busy CPU are noisy: compare models measured in the same run, never across runs.
 """
 
@@ -420,6 +421,7 @@ def export_executorch(model: nn.Module, example_tokens: Tokens, path: str | Path
     One query at a time (batch 1, as an app answers one user) of any length from 2 tokens to the model's position limit
     (512 for a bag student): XNNPACK's reshapes take only one dynamic axis. A BagStudent is lowered in its `exportable`
     form (the prebuilt runtime has no EmbeddingBag kernel). Needs the optional extra: `pip install -r requirements-edge.txt`.
+    `cached_executorch` keeps the file in .cache, since lowering takes tens of seconds.
     """
     path = Path(path)
     if path.suffix != ".pte":
@@ -442,6 +444,38 @@ def export_executorch(model: nn.Module, example_tokens: Tokens, path: str | Path
         lowered = lower(program, partitioner=[Partitioner()]).to_executorch()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(lowered.buffer)
+    return path
+
+
+def cached_executorch(model: nn.Module, example_tokens: Tokens) -> Path:
+    """The model's .pte file from .cache, lowered with export_executorch the first time only (notebook 08).
+
+    Lowering takes tens of seconds on a CPU; the file is keyed by the model's class and every weight's checksum (and
+    the torch and executorch versions), so a retrained or changed model gets a new file, never a stale one.
+    """
+    import importlib.metadata
+
+    from .cache import cache_root
+
+    _check_float_student(model)
+    _check_tokens(example_tokens, "example_tokens")
+    _executorch_modules()  # say what to install before any work
+    digest = hashlib.sha256(f"{type(model).__qualname__} torch {torch.__version__} executorch "
+                            f"{importlib.metadata.version('executorch')}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name} {tensor_checksum(tensor)}".encode())
+    path = cache_root() / "executorch" / f"{type(model).__name__}-{digest.hexdigest()[:16]}.pte"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".pte")
+    os.close(handle)
+    try:  # written under a temporary name and renamed: a crash never leaves a half-written program behind
+        export_executorch(model, example_tokens, partial)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -793,7 +827,7 @@ def _check_tokens(tokens: Tokens, name: str) -> None:
 
 __all__ = [
     "BENCHMARK_RESULTS", "DEPLOYMENT_EPOCHS", "EDGE_REQUIREMENTS", "ExecuTorchModel", "MissingEdgeExtra",
-    "export_executorch", "executorch_logits", "executorch_program", "ENERGY_PJ_45NM", "EnergyEstimate", "energy_estimate", "HEAD_FROM_TEACHER", "Agreement", "BenchmarkResults", "Int8Lookup", "Latency",
+    "cached_executorch", "export_executorch", "executorch_logits", "executorch_program", "ENERGY_PJ_45NM", "EnergyEstimate", "energy_estimate", "HEAD_FROM_TEACHER", "Agreement", "BenchmarkResults", "Int8Lookup", "Latency",
     "BagAsEmbedding", "ONNX_INPUTS", "benchmark_results", "deployment_row", "export_onnx", "export_program", "exportable",
     "file_size_mb", "results_frame", "latency_ms", "load_student_file", "onnx_feed", "onnx_predict_logits", "onnx_session",
     "program_module", "quantize_onnx_int8", "quantize_onnx_static_int8", "pareto_front", "quantize_dynamic_int8", "same_predictions", "save_student_file",
