@@ -5,6 +5,9 @@ log-probabilities belong, reduction="mean", no T², temperature on one side only
 ...) from the same building blocks as `kdlab.losses`, and looks for the combination that reproduces
 your function's values on a few small random batches. The fewest mistakes that explain every number
 are reported. Gradients are probed separately: none may reach the teacher, and the student's must match.
+When the mistakes found are exactly another library's convention (the keras.io example's missing T², the
+PyTorch tutorial's two fixed weights, TRL's forward KL, ...), the finding also names that source and the kdlab
+setting that trains the same way (kdlab.conventions.convert_recipe).
 
     from kdlab.checker import check_distillation_loss, format_findings
     print(format_findings(check_distillation_loss(my_loss)))
@@ -257,7 +260,11 @@ _WEIGHTINGS: dict[str, Callable[[float], tuple[float, float]]] = {
     "ce + 0.5 * kd": lambda lam: (1.0, 0.5),
     "ce + kd": lambda lam: (1.0, 1.0),
     "0.5 * ce + 0.5 * kd": lambda lam: (0.5, 0.5),
+    "0.75 * ce + 0.25 * kd": lambda lam: (0.75, 0.25),  # the PyTorch tutorial's call (ce_loss_weight, soft weight)
+    "kd": lambda lam: (0.0, 1.0),  # the soft term alone (TRL's generalized_jsd_loss, torchdistill without alpha)
 }
+_FIXED_WEIGHTS = {"ce + 0.5 * kd": (1.0, 0.5), "ce + kd": (1.0, 1.0), "0.5 * ce + 0.5 * kd": (0.5, 0.5),
+                  "0.75 * ce + 0.25 * kd": (0.75, 0.25)}
 
 
 class _Hypothesis(NamedTuple):
@@ -275,7 +282,9 @@ def _all_hypotheses() -> list[_Hypothesis]:
         ("both", "student", "teacher", "neither"), ("log-probs", "probs", "logits"),
         ("batchmean", "mean", "sum"), (True, False), (False, True), (True, False))
     variants = [_KDVariant(*choice) for choice in options]
-    return [_Hypothesis(w, c, v) for w in _WEIGHTINGS for c in (False, True) for v in variants]
+    # where the CE has no weight ("kd"), whether it was computed on scaled logits cannot show: not a hypothesis
+    return [_Hypothesis(w, c, v) for w in _WEIGHTINGS for c in ((False,) if w == "kd" else (False, True))
+            for v in variants]
 
 
 @lru_cache(maxsize=1)
@@ -326,7 +335,7 @@ def _explain(h: _Hypothesis) -> list[Finding]:
         found.append(Finding(
             "lam-ignored",
             f"The loss does not depend on lam: it computes {h.weighting} whatever lam you pass, "
-            "so moving the λ slider changes nothing (and it matches no standard form of the KD loss).",
+            "so moving the λ slider changes nothing.",
             "Weight the two terms with lam: return lam * ce + (1 - lam) * kd"))
     if h.ce_scaled:
         found.append(Finding(
@@ -399,6 +408,66 @@ def _explain(h: _Hypothesis) -> list[Finding]:
     return found
 
 
+# --- a mistake that is some library's or tutorial's convention: name the source and the kdlab setting ---
+
+# The setting each translation is shown at: notebook 03's defaults and Banking77's class count.
+_EXAMPLE_T, _EXAMPLE_LAM, _EXAMPLE_CLASSES = 4.0, 0.5, 77
+
+
+def _convention(h: _Hypothesis) -> tuple[str, str] | None:
+    """(the finding it belongs to, a sentence) when the hypothesis is exactly a known source's convention."""
+    from dataclasses import replace
+
+    from kdlab.conventions import SOURCES, convert_recipe
+
+    right = _KDVariant()
+    if h.ce_scaled:
+        return None
+    T, lam, C = _EXAMPLE_T, _EXAMPLE_LAM, _EXAMPLE_CLASSES
+    if h.weighting == "lam * ce + (1 - lam) * kd" and h.kd == replace(right, t_squared=False):
+        code, source, what = "missing-t-squared", "keras-classic", "alpha (your lam) weighs the CE, the KL has no T²"
+        call, settings = "'keras-classic', alpha=lam, temperature=T", {"alpha": lam, "temperature": T}
+    elif h.weighting == "lam * ce + (1 - lam) * kd" and h.kd == replace(right, reduction="mean"):
+        code, source, what = "mean-not-batchmean", "kldivloss-mean", "the KL is divided by the class count too"
+        call, settings = "'kldivloss-mean', temperature=T, lam=lam, num_classes=C", {"temperature": T, "lam": lam}
+    elif h.weighting == "lam * ce + (1 - lam) * kd" and h.kd == replace(right, entropy_removed=False):
+        code, source = "cross-entropy-not-kl", "soft-cross-entropy"
+        what = "the soft cross-entropy in place of the KL (the PyTorch tutorial did this until a later revision)"
+        call, settings = "'soft-cross-entropy', temperature=T, lam=lam", {"temperature": T, "lam": lam}
+    elif h.weighting in _FIXED_WEIGHTS and h.kd == right:
+        ce_w, kd_w = _FIXED_WEIGHTS[h.weighting]
+        code, source = "lam-ignored", "pytorch-tutorial"
+        what = f"two fixed weights, ce_loss_weight={ce_w:g} and soft_target_loss_weight={kd_w:g}, in place of lam"
+        call = f"'pytorch-tutorial', T=T, soft_target_loss_weight={kd_w:g}, ce_loss_weight={ce_w:g}"
+        settings = {"T": T, "soft_target_loss_weight": kd_w, "ce_loss_weight": ce_w}
+    elif h.weighting == "kd" and h.kd == replace(right, t_squared=False):
+        code, source = "lam-ignored", "trl"
+        what = "the forward KL alone, without T² and without the CE (generalized_jsd_loss with beta=0)"
+        call, settings = "'trl', beta=0, temperature=T", {"beta": 0.0, "temperature": T}
+    else:
+        return None
+    spec, recipe = SOURCES[source], convert_recipe(source, num_classes=C, **settings)
+    shown = f"T = {T:g}, lam = {lam:g}" + (f" and {C} classes" if source == "kldivloss-mean" else "")
+    if source == "pytorch-tutorial":
+        shown = f"T = {T:g}"
+    factor = ("with the same gradient, and a value higher by a constant, (1 − lam)·T²·H(p_T)"
+              if recipe.factor is None else f"and its value is {recipe.factor:.4g} times kdlab's")
+    return code, (
+        f" This is the convention of {spec.title} (source and version: kdlab.conventions.SOURCES[{source!r}]): "
+        f"{what}. kdlab.convert_recipe({call}) translates it: at {shown} it trains in the direction of "
+        f"kdlab.distillation_loss(..., temperature={recipe.temperature:g}, lam={recipe.lam:.4g}), {factor}.")
+
+
+def _with_convention(h: _Hypothesis) -> list[Finding]:
+    """_explain(h), with the matching source and its kdlab setting added to the finding it explains."""
+    found = _explain(h)
+    named = _convention(h)
+    if named is None:
+        return found
+    code, sentence = named
+    return [Finding(f.code, f.message + sentence, f.fix) if f.code == code else f for f in found]
+
+
 # --- the checker ---
 
 
@@ -453,7 +522,7 @@ def _check(fn: LossFn, deadline: _Deadline) -> list[Finding]:
             "torch.log(softmax(...)) reaching log(0).",
             "Use F.log_softmax for log-probabilities; pass log_target=True if the target is log-probabilities.")]
     explanation = _best_explanation(observed)
-    findings += _unexplained(fn, observed) if explanation is None else _explain(explanation)
+    findings += _unexplained(fn, observed) if explanation is None else _with_convention(explanation)
     findings += _gradient_findings(fn, explanation, deadline)
     findings += _unlabeled_findings(fn, explanation)
     return sorted(findings, key=lambda f: CODES.index(f.code))

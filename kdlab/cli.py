@@ -1,4 +1,4 @@
-"""Command line: `python -m kdlab distill` runs teacher → CE student → KD student and prints a table (notebook 04).
+"""Command line: `python -m kdlab distill` runs teacher → CE student → KD student and prints a table (notebook 05).
 
 `python -m kdlab distill-lm` trains the language-model arms of notebook 11 and prints theirs.
 

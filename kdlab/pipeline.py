@@ -1,4 +1,4 @@
-"""The whole experiment in one call: teacher cache → CE-only and KD students over seeds → test results (notebook 04)."""
+"""The whole experiment in one call: teacher cache → CE-only and KD students over seeds → test results (notebook 05)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Results the benchmark scripts saved: one shape for all of them, read by notebooks 05, 06 and 07.
+"""Results the benchmark scripts saved: one shape for all of them, read by notebooks 06, 08 and 09.
 
 `benchmarks/kd_quality.py --section S` and `benchmarks/deployment.py --json PATH` each write a JSON file of rows
 plus the machine, the date and their settings. `kdlab.tuning.benchmark_results(section)` and

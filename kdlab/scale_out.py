@@ -123,7 +123,7 @@ def collate_distillation_batch(rows: list[dict[str, Tensor]]) -> dict[str, Tenso
 
 
 class DistillationTrainer(Trainer):
-    """A `Trainer` whose loss is kdlab's distillation step, with teacher logits read from each batch (notebook 07).
+    """A `Trainer` whose loss is kdlab's distillation step, with teacher logits read from each batch (notebook 10).
 
     The step is `kdlab.training.distillation_step`, the same function `kdlab.train_student` calls: one rule for
     partly labelled batches (labels of -100), the same cosine loss, the same NaN check.

@@ -1,4 +1,4 @@
-"""Students: small models that read the teacher's token ids and learn from its soft targets (notebook 04).
+"""Students: small models that read the teacher's token ids and learn from its soft targets (notebook 05).
 
 Every student follows one small protocol, which is all the training loop, the Trainer and the losses rely on:
 `student(input_ids, attention_mask)` returns class logits, and `student(..., return_features=True)` returns

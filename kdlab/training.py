@@ -1,4 +1,4 @@
-"""One training loop for the CE-only baseline (λ = 1) and the distilled student (λ < 1) (notebook 04).
+"""One training loop for the CE-only baseline (λ = 1) and the distilled student (λ < 1) (notebook 05).
 
 `distillation_step` is the one step both loops share: kdlab's own `train_student` and the Hugging Face
 `Trainer` subclass in `kdlab.scale_out` call it, so the two cannot drift apart.
@@ -28,9 +28,18 @@ STUDENT_DEFAULTS = {
 }
 
 
+# How many labelled training rows the loop scores after each epoch, chosen once (see `train_score_rows`).
+TRAIN_SCORE_ROWS = 1000
+
+
 @dataclass
 class History:
-    """Per-epoch record of loss parts and dev accuracy: what the learning-curve plots draw."""
+    """Per-epoch record of loss parts, train and dev accuracy: what the learning-curve plots draw.
+
+    `train_accuracy` is scored like `dev_accuracy`: after the epoch, in eval mode (dropout off), on a fixed
+    subset of the labelled training rows (`train_score_rows`), so the train − dev gap measures overfitting alone;
+    NaN when no training row has a label.
+    """
 
     epochs: list[dict] = field(default_factory=list)
     best_epoch: int | None = None  # set by early stopping: the epoch whose weights were kept
@@ -205,11 +214,13 @@ def _train(student, cache, rows, labelled, *, temperature, lam, epochs, batch_si
     )
     history = History()
     stopper = EarlyStopping(early_stopping)
+    scored = train_score_rows(rows[labelled])
+    scored_tokens, scored_labels = tokens.select(scored), labels[scored]
     for epoch in range(1, epochs + 1):
         student.train()
         start = time.perf_counter()
         sums = {"loss": 0.0, "ce": 0.0, "kd": 0.0, "hidden": 0.0}
-        correct, seen = 0, 0
+        seen = 0
         order = torch.randperm(len(rows), generator=generator)
         for batch_positions in tqdm(order.split(batch_size), desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False):
             batch_rows, batch_labelled = rows[batch_positions], labelled[batch_positions]
@@ -225,7 +236,7 @@ def _train(student, cache, rows, labelled, *, temperature, lam, epochs, batch_si
                 hidden_weight=hidden_weight,
                 teacher_features=cache.features_for("train", ids[batch_rows]).to(device) if hidden_weight > 0 else None,
             )
-            loss, student_logits = step.loss, step.logits
+            loss = step.loss
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"the training loss became {loss.item()} in epoch {epoch}: the learning rate lr={lr:g} is too high "
@@ -240,17 +251,18 @@ def _train(student, cache, rows, labelled, *, temperature, lam, epochs, batch_si
             sums["ce"] += (step.ce.item() if step.ce is not None else 0.0) * n_labelled
             sums["kd"] += step.kd.item() * n
             sums["hidden"] += (step.hidden.item() if step.hidden is not None else 0.0) * n
-            hits = student_logits.detach().argmax(dim=1) == batch_labels
-            correct += int(hits[batch_labelled].sum())
             seen += n_labelled
         seconds = time.perf_counter() - start
         dev = evaluate(student, cache.tokens["dev"], cache.labels["dev"], device=device)
+        train_accuracy = float("nan")  # undefined when no row has a label (pure distillation on a transfer set)
+        if len(scored_labels):
+            train_accuracy = (predict_logits(student, scored_tokens, device=device).argmax(dim=1) == scored_labels).float().mean().item()
         history.epochs.append({
             "epoch": epoch, "loss": sums["loss"] / len(rows), "ce": sums["ce"] / max(seen, 1),
             "kd": sums["kd"] / len(rows), "hidden": sums["hidden"] / len(rows),
-            # running accuracy on the labelled training batches, in train mode (dropout on): the gap to
-            # dev accuracy is the overfitting signal on the learning curves
-            "train_accuracy": correct / max(seen, 1),
+            # scored like dev (after the epoch, dropout off) on a fixed labelled subset: the train − dev gap
+            # on the learning curves is then the overfitting signal, not a dropout artefact
+            "train_accuracy": train_accuracy,
             "dev_accuracy": dev.accuracy, "seconds": seconds,
         })
         if on_epoch_end is not None:
@@ -260,6 +272,19 @@ def _train(student, cache, rows, labelled, *, temperature, lam, epochs, batch_si
     history.best_epoch = stopper.restore_best(student)
     student.eval()
     return history
+
+
+def train_score_rows(labelled_rows: Tensor, count: int = TRAIN_SCORE_ROWS) -> Tensor:
+    """The labelled train rows whose accuracy the loop records each epoch: `count` of them, drawn once.
+
+    The draw uses its own generator seeded with 0, so it is the same whatever the training seed, and every run
+    on the same rows is scored on the same subset; with `count` or fewer labelled rows, all of them are scored.
+    """
+    labelled_rows = torch.as_tensor(labelled_rows, dtype=torch.long)
+    if len(labelled_rows) <= count:
+        return labelled_rows
+    pick = torch.randperm(len(labelled_rows), generator=torch.Generator().manual_seed(0))[:count]
+    return labelled_rows[pick.sort().values]
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Optimizer:

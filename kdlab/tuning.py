@@ -8,8 +8,12 @@ score on **dev**; test is touched once, for the setting the dev set chose.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -24,6 +28,7 @@ from .calibration import expected_calibration_error, mean_confidence, top1_agree
 from .data import REPO_ROOT, low_label_split
 from .results import BenchmarkResults, read_benchmark_results
 from .students import count_parameters, student_start
+from .teacher import train_head
 from .training import STUDENT_DEFAULTS, History, predict_logits, throughput, train_student
 
 
@@ -40,6 +45,41 @@ def benchmark_results(section: str, folder: str | Path | None = None) -> Benchma
     out = "" if folder is None else f" --out {folder}"
     return read_benchmark_results(path, measured_by=f"benchmarks/kd_quality.py --section {section}",
                                   command=f"python benchmarks/kd_quality.py --section {section}{out}")
+
+
+def full_grid(section: str, rerun: bool = False) -> BenchmarkResults:
+    """A section's full grid: the saved JSON, or with `rerun` the benchmark run again now with its saved settings (notebooks 06, 07, 09 and 10).
+
+    A rerun calls `benchmarks/kd_quality.py` in a subprocess with the settings the saved file records, so it is the
+    same grid measured on this machine (and takes as long as the saved `seconds` say, or longer).
+    """
+    saved = benchmark_results(section)
+    if not rerun:
+        return saved
+    flags = [part for name, value in saved.meta["settings"].items() if value is not None
+             for part in (f"--{name.replace('_', '-')}", *map(str, value if isinstance(value, list) else [value]))]
+    out = tempfile.mkdtemp(prefix=f"kdlab-{section}-")
+    script = REPO_ROOT / "benchmarks" / "kd_quality.py"
+    subprocess.run([sys.executable, str(script), "--section", section, "--out", out, *flags], check=True)
+    return benchmark_results(section, folder=out)
+
+
+def grid_seeds(result: BenchmarkResults) -> list[int]:
+    """The seeds a saved grid really used (the remedies section trains only the first seed it was given)."""
+    rows = result.rows
+    return sorted({row["seed"] for row in rows if "seed" in row}) or list(result.meta["settings"]["seeds"][:1])
+
+
+def grid_caption(result: BenchmarkResults) -> str:
+    """The line under a full-grid figure: which command, when, where, how long, which seeds (notebooks 06, 07, 09 and 10)."""
+    return (f"Full grid: python benchmarks/kd_quality.py --section {result.meta['section']} — {result.meta['date']}, "
+            f"{result.meta['machine']}, {result.meta['seconds'] / 60:.0f} min, seeds {grid_seeds(result)}.")
+
+
+def grid_overview(results: dict[str, BenchmarkResults]) -> pd.DataFrame:
+    """One row per saved grid a notebook draws: date, seeds, minutes and machine (notebooks 06, 07, 09 and 10)."""
+    return pd.DataFrame({section: {"date": r.meta["date"], "seeds": grid_seeds(r), "minutes": round(r.meta["seconds"] / 60, 1),
+                                   "machine": r.meta["machine"]} for section, r in results.items()}).T
 
 
 @dataclass
@@ -120,25 +160,60 @@ def best_setting(frame: pd.DataFrame, by: Sequence[str] = ("temperature", "lam")
     return {key: best[key] for key in by} | {"dev_accuracy": best["mean"], "std": best["std"]}
 
 
+# The three arms of the few-label experiment. The teacher of "KD" had its head trained on all 9,003 labels, which
+# the student is told it does not have; the teacher of HONEST_KD saw only the same K labels per class.
+HONEST_KD = "KD, teacher head on K labels"
+LOW_LABEL_METHODS = ("CE only", "KD", HONEST_KD)
+
+
+def teacher_on_labelled(cache: TeacherCache, labelled: Tensor, seed: int = 0) -> TeacherCache:
+    """The cache as if the teacher's head had seen only the `labelled` train rows: the honest few-label teacher.
+
+    The frozen MiniLM features stay (the encoder never saw Banking77's labels); only the linear head is refit, in
+    seconds, on the labelled rows, and every split's logits are recomputed from it. Notebook 07 meets it through
+    `low_label_curve`.
+    """
+    labelled = torch.as_tensor(labelled, dtype=torch.bool)
+    if labelled.shape != cache.labels["train"].shape or not labelled.any():
+        raise ValueError(f"labelled must be one flag per train row ({len(cache.labels['train']):,}) with at least one "
+                         "True; make it with tuning.labelled_mask(cache, K)")
+    features = cache.features["train"]
+    head = nn.Linear(features.shape[1], len(cache.label_names))
+    train_head(SimpleNamespace(head=head), features[labelled], cache.labels["train"][labelled], seed=seed)
+    with torch.no_grad():
+        logits = {split: head(split_features) for split, split_features in cache.features.items()}
+    meta = {**cache.meta, "teacher_head_labelled_rows": int(labelled.sum())}
+    return replace(cache, logits=logits, meta=meta,
+                   head={"weight": head.weight.detach().clone(), "bias": head.bias.detach().clone()})
+
+
 def low_label_curve(cache: TeacherCache, tokenizer, labels_per_class: Sequence[int | None], seeds: Sequence[int] = (0,),
                     temperature: float = 4.0, lam: float = 0.5, kind: str = "bag", progress: bool = True,
-                    **train_options) -> pd.DataFrame:
+                    methods: Sequence[str] = LOW_LABEL_METHODS, **train_options) -> pd.DataFrame:
     """CE-only on K labels per class vs KD on those K labels + every other train row as unlabelled transfer set.
 
-    The CE-only baseline gets as many optimiser steps as KD (`matched_epochs`) and early stopping on dev.
+    Two KD arms: "KD" learns from the cached teacher, whose head saw all labels (optimistic), and HONEST_KD from
+    `teacher_on_labelled`, whose head saw only the same K labels per class. The CE-only baseline gets as many
+    optimiser steps as KD (`matched_epochs`) and early stopping on dev. Each row also holds its teacher's dev accuracy.
     """
+    unknown = [m for m in methods if m not in LOW_LABEL_METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {list(LOW_LABEL_METHODS)}")
     rows = []
-    grid = [(k, s, method) for k in labels_per_class for s in seeds for method in ("CE only", "KD")]
+    grid = [(k, s, method) for k in labels_per_class for s in seeds for method in methods
+            if not (k is None and method == HONEST_KD)]  # with every label, the honest teacher is the cached one
     for k, seed, method in tqdm(grid, desc="label budget", disable=not progress):
         labelled = labelled_mask(cache, k, seed)
+        teacher = teacher_on_labelled(cache, labelled, seed) if method == HONEST_KD else cache
         options = {**STUDENT_DEFAULTS.get(kind, {}), **train_options}
         if method == "CE only" and k is not None:
             options["epochs"] = matched_epochs(options["epochs"], len(labelled), int(labelled.sum()), options["batch_size"])
             options.setdefault("early_stopping", BASELINE_PATIENCE)
-        run = train_run(cache, tokenizer, kind=kind, seed=seed, temperature=temperature,
+        run = train_run(teacher, tokenizer, kind=kind, seed=seed, temperature=temperature,
                         lam=1.0 if method == "CE only" else lam, labelled=labelled, **options)
         rows.append({"labels_per_class": "all" if k is None else k, "labelled": int(labelled.sum()), "method": method,
-                     "seed": seed, "dev_accuracy": run.dev_accuracy, "seconds": run.seconds})
+                     "seed": seed, "dev_accuracy": run.dev_accuracy, "seconds": run.seconds,
+                     "teacher_dev_accuracy": teacher.accuracy("dev")})
     return pd.DataFrame(rows)
 
 

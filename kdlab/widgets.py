@@ -74,7 +74,7 @@ def _clamp_note(slider) -> str:
     return f" (the {end} this slider allows" + (f"; you asked for {asked:g}" if clamped else "") + ")"
 
 
-# --- temperature explorer (notebook 02, reused with a student in notebook 04) ---
+# --- temperature explorer (notebook 02, reused with a student in notebook 05) ---
 
 class TemperatureExplorer:
     """Pick a query, move T, and watch the teacher's (and optionally students') soft targets change.
@@ -90,7 +90,7 @@ class TemperatureExplorer:
 
     A T outside the slider's range (0.1 to 50) is clamped to its nearer end, and the readout says so.
 
-    Introduced in notebook 02 (02-Soft-Targets-and-Temperature), made by `temperature_explorer`; notebook 04 reuses it with a student.
+    Introduced in notebook 02 (02-Soft-Targets-and-Temperature), made by `temperature_explorer`; notebook 05 reuses it with a student.
     """
 
     MAX_OPTIONS = 300  # a dropdown with thousands of entries is slow in the browser; the search box narrows it
@@ -267,7 +267,7 @@ def temperature_explorer(
     dpi and figsize set the picture's size (figsize × dpi pixels): keep the quick default in notebooks,
     use e.g. dpi=140 for a projector. See TemperatureExplorer.
 
-    Introduced in notebook 02 (02-Soft-Targets-and-Temperature); notebook 04 reuses it with a student's logits.
+    Introduced in notebook 02 (02-Soft-Targets-and-Temperature); notebook 05 reuses it with a student's logits.
     """
     if split not in cache.logits:
         raise ValueError(f"split must be one of {sorted(cache.logits)}, got {split!r}")
@@ -446,7 +446,7 @@ def loss_explorer(
                         temperature=temperature, example=example, top_k=top_k, draw=draw)
 
 
-# --- training dashboard (notebook 04) ---
+# --- training dashboard (notebook 05) ---
 
 class TrainingDashboard:
     """Learning curves redrawn after every epoch, so you watch several students train side by side.
@@ -456,7 +456,7 @@ class TrainingDashboard:
     `.bars[name]` the run's epoch progress bar and `.figure` the last figure drawn. One bar step per
     epoch (not per batch) keeps the kernel's message stream small, so headless runs (nbval) keep up.
 
-    Introduced in notebook 04 (04-Training-the-Student), made by `training_dashboard`.
+    Introduced in notebook 05 (05-Training-the-Student), made by `training_dashboard`.
     """
 
     REDRAW_SECONDS = 2.0
@@ -530,6 +530,6 @@ class TrainingDashboard:
 def training_dashboard(epochs: int | None = None, teacher_accuracy: float | None = None, draw: bool = True) -> TrainingDashboard:
     """A live learning-curve panel; hand `.callback(name)` to train_student(on_epoch_end=...).
 
-    Introduced in notebook 04 (04-Training-the-Student).
+    Introduced in notebook 05 (05-Training-the-Student).
     """
     return TrainingDashboard(epochs=epochs, teacher_accuracy=teacher_accuracy, draw=draw)

@@ -517,3 +517,79 @@ def test_an_endless_backward_pass_is_reported_too():
 def test_a_bad_timeout_is_refused_with_its_name(timeout_s, error):
     with pytest.raises(error, match="timeout_s"):
         check_distillation_loss(distillation_loss, timeout_s=timeout_s)
+
+
+# --- a mistake that is a library's or tutorial's convention: the finding names the source and kdlab's setting ---
+
+
+def keras_classic_port(s, t, labels=None, temperature=4.0, lam=0.5):
+    """The keras.io example (2020) ported to torch: alpha on the CE, KLDivergence of the softmaxes, no T²."""
+    kl = F.kl_div(F.log_softmax(s / temperature, -1), F.softmax(t.detach() / temperature, -1), reduction="batchmean")
+    if labels is None:
+        return kl
+    return lam * F.cross_entropy(s, labels) + (1 - lam) * kl
+
+
+def pytorch_tutorial_weights(s, t, labels=None, temperature=4.0, lam=0.5):
+    """The PyTorch tutorial's loss with its call's weights written in: 0.25 on the soft term, 0.75 on the CE."""
+    soft_target_loss_weight, ce_loss_weight, T = 0.25, 0.75, temperature
+    soft_targets = F.softmax(t.detach() / T, dim=-1)
+    soft_prob = F.log_softmax(s / T, dim=-1)
+    soft_targets_loss = torch.sum(soft_targets * (soft_targets.log() - soft_prob)) / soft_prob.size()[0] * (T**2)
+    if labels is None:
+        return soft_targets_loss
+    return soft_target_loss_weight * soft_targets_loss + ce_loss_weight * nn.CrossEntropyLoss()(s, labels)
+
+
+def trl_forward_kl(s, t, labels=None, temperature=4.0, lam=0.5):
+    """TRL's generalized_jsd_loss at beta=0, copied as a classification loss: the KL alone, no T², no CE."""
+    student_log_probs = F.log_softmax(s / temperature, dim=-1)
+    teacher_log_probs = F.log_softmax(t.detach() / temperature, dim=-1)
+    jsd = F.kl_div(student_log_probs, teacher_log_probs, reduction="none", log_target=True)
+    return jsd.sum() / jsd.size(0)
+
+
+def kldivloss_default_reduction(s, t, labels=None, temperature=4.0, lam=0.5):
+    """nn.KLDivLoss() with its default reduction='mean', otherwise right."""
+    T = temperature
+    kd = nn.KLDivLoss()(F.log_softmax(s / T, dim=-1), F.softmax(t.detach() / T, dim=-1)) * T**2
+    return kd if labels is None else lam * F.cross_entropy(s, labels) + (1 - lam) * kd
+
+
+def as_kdlab(a, b):
+    """a·CE + b·T²·KL = (a + b) × kdlab's loss at lam = a / (a + b): the text the finding must show."""
+    return f"lam={a / (a + b):.4g}", f"{a + b:.4g} times kdlab's"
+
+
+# (function, codes, the finding carrying the convention, words it must contain); the example is T = 4, lam = 0.5
+CONVENTIONS = [
+    (keras_classic_port, {"missing-t-squared"}, "missing-t-squared",
+     ["keras.io", "convert_recipe('keras-classic', alpha=lam, temperature=T)", *as_kdlab(0.5, 0.5 / 16)]),
+    (kldivloss_default_reduction, {"mean-not-batchmean"}, "mean-not-batchmean",
+     ["nn.KLDivLoss(reduction='mean')", "num_classes=C", "77 classes", *as_kdlab(0.5, 0.5 / 77)]),
+    (soft_cross_entropy_only, {"cross-entropy-not-kl"}, "cross-entropy-not-kl",
+     ["soft cross-entropy", "temperature=4, lam=0.5", "constant"]),
+    (pytorch_tutorial_weights, {"lam-ignored"}, "lam-ignored",
+     ["PyTorch tutorial", "soft_target_loss_weight=0.25, ce_loss_weight=0.75", *as_kdlab(0.75, 0.25)]),
+    (lam_ignored, {"lam-ignored"}, "lam-ignored",
+     ["PyTorch tutorial", "soft_target_loss_weight=0.5, ce_loss_weight=0.5", *as_kdlab(0.5, 0.5)]),
+    (trl_forward_kl, {"lam-ignored", "missing-t-squared"}, "lam-ignored",
+     ["TRL", "convert_recipe('trl', beta=0, temperature=T)", "lam=0", "0.0625 times kdlab's"]),
+]
+
+
+@pytest.mark.parametrize("fn, expected, code, words", CONVENTIONS, ids=[c[0].__name__ for c in CONVENTIONS])
+def test_a_sources_convention_is_named_with_its_kdlab_setting(fn, expected, code, words):
+    findings = check_distillation_loss(fn, timeout_s=2.0)
+    assert {f.code for f in findings} == expected
+    message = next(f.message for f in findings if f.code == code)
+    for word in words:
+        assert word in message, (word, message)
+    others = [f.message for f in findings if f.code != code]
+    assert not any("This is the convention" in m for m in others)
+
+
+def test_a_mix_of_mistakes_is_no_sources_convention():
+    findings = check_distillation_loss(swapped_and_no_t_squared, timeout_s=2.0)
+    assert {f.code for f in findings} == {"weights-swapped", "missing-t-squared"}
+    assert not any("convention of" in f.message for f in findings)

@@ -142,9 +142,9 @@ def calls_nothing():
 
 
 def test_the_check_catches_what_it_should():
-    assert mentioned_notebooks("Introduced in notebook 02; notebooks 04 and 05 reuse it.") == ["02", "04", "05"]
+    assert mentioned_notebooks("Introduced in notebook 02; notebooks 05 and 06 reuse it.") == ["02", "05", "06"]
     assert not used_in_notebook("02", "never_used_anywhere", never_used_anywhere)
     assert not used_in_notebook("03", "calls_nothing", calls_nothing)  # loss_explorer's code never calls it
     assert notebook_file("99") is None
     assert used_in_notebook("03", "plot_loss_parts", plots.plot_loss_parts)  # through LossExplorer ← loss_explorer
-    assert not used_in_notebook("05", "plot_loss_parts", plots.plot_loss_parts)
+    assert not used_in_notebook("06", "plot_loss_parts", plots.plot_loss_parts)

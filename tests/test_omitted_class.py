@@ -137,7 +137,7 @@ def test_omit_class_experiment_returns_the_documented_keys(experiment, toy_cache
     assert (result["train_rows"], result["removed_rows"]) == (60, 30)
     for method in ("CE only", "KD"):
         entry = result[method]
-        assert set(entry) == {"model", "dev_logits", "scan", "best_shift", "dev_accuracy", "recall_as_trained"}
+        assert set(entry) == {"model", "dev_logits", "scan", "best_shift", "dev_accuracy", "recall_as_trained", "test"}
         logits, labels = entry["dev_logits"], toy_cache.labels["dev"]
         assert logits.shape == (30, 3)
         torch.testing.assert_close(logits, predict_logits(entry["model"], toy_cache.tokens["dev"]))
@@ -147,6 +147,15 @@ def test_omit_class_experiment_returns_the_documented_keys(experiment, toy_cache
         is_class = labels == 1
         recall = float(((logits.argmax(1) == 1) & is_class).sum() / is_class.sum())
         assert entry["recall_as_trained"] == pytest.approx(recall)
+        # test is scored twice, as trained and at the shift dev chose, by hand from the model's own test logits
+        test_logits, test_labels = predict_logits(entry["model"], toy_cache.tokens["test"]), toy_cache.labels["test"]
+        assert entry["test"]["shift"].tolist() == [0.0, entry["best_shift"]]
+        for row, shift in zip(entry["test"].itertuples(), (0.0, entry["best_shift"])):
+            shifted = test_logits.clone()
+            shifted[:, 1] += shift
+            predicted, is_class = shifted.argmax(1), test_labels == 1
+            assert row.class_recall == pytest.approx(float(((predicted == 1) & is_class).sum() / is_class.sum()))
+            assert row.accuracy == pytest.approx(float((predicted == test_labels).float().mean()))
 
 
 def test_both_students_train_without_the_class_and_only_kd_sees_the_teacher(experiment, toy_cache):

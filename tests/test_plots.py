@@ -92,6 +92,19 @@ def test_distribution_appends_gold_outside_top_k():
     assert "(rank 5)" in ax.get_yticklabels()[-1].get_text()  # bottom row
 
 
+def test_distribution_rest_bar_holds_the_mass_not_shown_so_the_bars_sum_to_one():
+    probs = numpy_softmax([0.1, 2.0, 1.0, 3.0, -1.0], 1.0)
+    ax = plots.plot_distribution(axes(), probs, NAMES, gold=0, top_k=2, show_rest=True)
+    bars = sorted(ax.patches, key=lambda b: -b.get_y())  # top row first: 2 largest, the gold (rank 4), the rest
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[-1] == "other 2 intents"
+    rest = probs[2] + probs[4]  # lost_or_stolen_card and exchange_rate: neither in the top 2 nor gold
+    assert bars[-1].get_width() == pytest.approx(rest)
+    assert sum(b.get_width() for b in bars) == pytest.approx(1.0)
+    assert f"{rest:.3f}" in [t.get_text() for t in ax.texts]
+    assert len(plots.plot_distribution(axes(), probs, NAMES, top_k=2).patches) == 2  # off unless asked for
+
+
 def test_distribution_uniform_line_keeps_clear_of_the_value_labels():
     probs = numpy_softmax([0.1, 2.0, 1.0, 3.0, -1.0], 1.0)
     assert not plots.plot_distribution(axes(), probs, NAMES).get_lines()  # off unless asked for
@@ -164,6 +177,28 @@ def test_confusions_table_and_plot():
     assert shown[i, j] == 2 and ax.get_xlabel() == "predicted intent"
     with pytest.raises(ValueError, match="count"):
         plots.plot_confusions(axes(), preds, labels, NAMES, count=1)
+
+
+def test_confusion_map_with_pairs_shows_every_top_pair_outlined_and_masks_the_diagonal():
+    # mistakes (gold → predicted), written out: 0→1 ×3, 2→3 ×2, 4→0 ×1, 1→0 ×1; class 2 is never right
+    labels = np.array([0, 0, 0, 0, 2, 2, 4, 1, 1, 3, 4])
+    preds = np.array([1, 1, 1, 0, 3, 3, 0, 0, 1, 3, 4])
+    ax = plots.plot_confusions(axes(), preds, labels, NAMES, pairs=3)
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    # the three most frequent pairs are 0→1, 2→3, then the first tie by index: 1→0; class 4 is in none of them
+    assert sorted(names) == sorted([NAMES[c] for c in (0, 1, 2, 3)])
+    shown = ax.images[0].get_array()
+    assert np.ma.getmaskarray(shown).diagonal().all() and not np.ma.getmaskarray(shown)[~np.eye(4, dtype=bool)].any()
+    at = {name: k for k, name in enumerate(names)}
+    assert shown[at[NAMES[0]], at[NAMES[1]]] == 3 and shown[at[NAMES[2]], at[NAMES[3]]] == 2
+    numbers = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert all(i != j for i, j in numbers)  # no number on the diagonal
+    outlines = {(round(p.get_y() + 0.5), round(p.get_x() + 0.5)) for p in ax.patches if not p.get_fill()}
+    assert outlines == {(at[NAMES[0]], at[NAMES[1]]), (at[NAMES[2]], at[NAMES[3]]), (at[NAMES[1]], at[NAMES[0]])}
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("not counted" in text for text in legend)
+    with pytest.raises(ValueError, match="pairs"):
+        plots.plot_confusions(axes(), preds, labels, NAMES, pairs=0)
 
 
 # --- one API for every plot: draw on the Axes given (ax=, or first as the notebooks pass it), else make a Figure ---
@@ -239,3 +274,25 @@ def test_log_axes_read_plain_numbers_not_powers_of_ten():
     assert {"0.1", "1", "10", "100"} <= set(labels), labels
     assert not any("10^" in text or "$" in text for text in labels)
     assert [ax.xaxis.get_major_formatter()(v, 0) for v in (0.1, 1, 1000, 1e4, 2e6)] == ["0.1", "1", "1000", "10k", "2M"]
+
+
+# --- notebook 05: runs told apart by more than hue; the per-intent split counted on the figure ---
+
+def test_learning_curves_give_each_run_its_own_line_style_and_marker():
+    rows = [{"epoch": e, "loss": 1 / e, "ce": 1 / e, "kd": 2 / e, "dev_accuracy": 0.8} for e in (1, 2, 3)]
+    figure = plots.plot_learning_curves({"Trainer": rows, "kdlab loop": rows, "third": rows})
+    for ax in figure.axes[:3]:
+        lines = ax.get_lines()[:3]
+        assert len({line.get_linestyle() for line in lines}) == 3
+        assert len({line.get_marker() for line in lines}) == 3
+        assert lines[0].get_linewidth() > lines[1].get_linewidth()  # identical runs: the first still shows underneath
+
+
+def test_per_class_change_legend_counts_every_gain_loss_and_tie():
+    before = np.array([0.5, 0.9, 0.7, 0.8, 0.6])
+    after = np.array([0.8, 0.7, 0.7, 0.85, 0.65])  # gains: 0, 3, 4; loss: 1; unchanged: 2
+    ax = plots.plot_per_class_change(axes(), before, after, NAMES, count=2)  # one gain and one loss drawn
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["gained: 3 intents (1 largest shown)", "lost: 1 intent (1 largest shown)", "unchanged: 1 intent"]
+    hatches = {round(p.get_width()): p.get_hatch() for p in ax.patches}
+    assert hatches == {30: None, -20: "//"} or hatches == {30: "", -20: "//"}  # losses hatched, not only a hue apart

@@ -1,4 +1,4 @@
-"""Notebook 07's figures (omitted intent, calibration, DistilBERT-style students) checked as objects.
+"""Notebook 09's figures (omitted intent, calibration, DistilBERT-style students) checked as objects.
 
 Every bar and line is compared with a value computed here independently (plain Python or numpy), and
 every axis must carry a label with its unit.
@@ -129,10 +129,10 @@ def omit_rows():
     for cls, ce, kd, kd_after in (("card_arrival", (0.0, 0.0), (0.4, 0.5), (0.9, 0.95)),
                                   ("exchange_rate", (0.0, 0.1), (0.6, 0.7), (1.0, 0.9))):
         for seed in (0, 1):
-            rows.append({"class": cls, "seed": seed, "method": "CE only", "recall_as_trained": ce[seed],
-                         "recall_after_shift": ce[seed], "best_shift": 0.0})
-            rows.append({"class": cls, "seed": seed, "method": "KD", "recall_as_trained": kd[seed],
-                         "recall_after_shift": kd_after[seed], "best_shift": 3.0})
+            rows.append({"class": cls, "seed": seed, "method": "CE only", "test_recall_as_trained": ce[seed],
+                         "test_recall_after_shift": ce[seed], "best_shift": 0.0})
+            rows.append({"class": cls, "seed": seed, "method": "KD", "test_recall_as_trained": kd[seed],
+                         "test_recall_after_shift": kd_after[seed], "best_shift": 3.0})
     return rows
 
 
@@ -146,7 +146,7 @@ def test_omitted_class_recall_bars_are_seed_means_with_std():
     spans = sorted(round(seg[1][1] - seg[0][1], 9) for coll in caps for seg in coll.get_segments())
     np.testing.assert_allclose(sorted(s for s in spans if s > 0), sorted(2 * s for s in stds), rtol=1e-6)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["card_arrival", "exchange_rate"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["CE only", "KD as trained", "KD after bias shift"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["CE only", "KD as trained", "KD after the bias shift chosen on dev"]
     assert has_unit(ax.get_ylabel()) and "2 seeds" in ax.get_title()
 
 
@@ -155,8 +155,8 @@ def test_omitted_class_recall_one_seed_has_no_error_bars():
     ax = plots.plot_omitted_class_recall(axes(), rows)
     np.testing.assert_allclose(bar_heights(ax), [0, 0, 40, 60, 90, 100])
     assert "1 seed" in ax.get_title()
-    with pytest.raises(ValueError, match="recall_after_shift"):
-        plots.plot_omitted_class_recall(axes(), [{"class": "x", "method": "KD", "recall_as_trained": 0.5}])
+    with pytest.raises(ValueError, match="test_recall_after_shift"):
+        plots.plot_omitted_class_recall(axes(), [{"class": "x", "method": "KD", "test_recall_as_trained": 0.5}])
 
 
 # --- calibration ---

@@ -4,6 +4,7 @@ the fused optimiser, and looking up teacher features by id — each against a co
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import pytest
@@ -250,21 +251,49 @@ def test_hidden_loss_needs_an_encoder_student_of_the_teachers_width(cache):
     run(encoder_student(hidden=8), cache, hidden_weight=0.0)
 
 
-# --- running train accuracy -----------------------------------------------------------------------------------
+# --- train accuracy, scored like dev ------------------------------------------------------------------------
 
-def test_train_accuracy_is_over_the_labelled_rows_seen(cache):
-    # lr = 1e-30 (Adam then moves float32 weights by ~1e-30: not at all) and no dropout: the running train accuracy is the accuracy of the starting weights.
-    student = bag_student(dropout=0.0)
-    predictions = evaluate(student, cache.tokens["train"], cache.labels["train"]).logits.argmax(1)
-    right = predictions == cache.labels["train"]
+def test_train_accuracy_is_scored_in_eval_mode_after_each_epoch_on_the_labelled_rows(cache):
+    # Dropout 0.5 makes a train-mode (dropout-on) accuracy differ from the eval-mode one; the history must hold
+    # the eval-mode accuracy of the epoch's final weights on the labelled rows, as an independent evaluate() sees it.
+    labelled = torch.arange(len(cache.labels["train"])) % 3 != 0
+    student = bag_student(dropout=0.5)
+    seen = []
+
+    def score(history):
+        copy_ = copy.deepcopy(student).eval()  # the epoch's final weights, dropout off
+        with torch.no_grad():
+            logits = copy_(cache.tokens["train"].input_ids, cache.tokens["train"].attention_mask)
+        seen.append(float((logits.argmax(1) == cache.labels["train"])[labelled].float().mean()))
+
+    history = run(student, cache, epochs=4, lr=3e-2, labelled=labelled, on_epoch_end=score)
+    assert history.column("train_accuracy") == pytest.approx(seen, abs=1e-6)
+    assert len(set(seen)) > 1  # the student learns, so the check compares changing numbers
+
+
+def test_train_accuracy_counts_only_labelled_rows(cache):
+    # lr = 1e-30 (Adam then moves float32 weights by ~1e-30: not at all): label exactly the rows the starting
+    # weights get right and the train accuracy is 1; label the others and it is 0.
+    student = bag_student(dropout=0.3)
+    right = evaluate(student, cache.tokens["train"], cache.labels["train"]).logits.argmax(1) == cache.labels["train"]
     assert 0 < right.float().mean() < 1
-    history = run(copy.deepcopy(student), cache, lr=1e-30)
-    assert history.epochs[0]["train_accuracy"] == pytest.approx(float(right.float().mean()))
-    # Only labelled rows count: label exactly the ones it gets right and the accuracy is 1.
-    history = run(copy.deepcopy(student), cache, lr=1e-30, labelled=right)
-    assert history.epochs[0]["train_accuracy"] == 1.0
-    history = run(copy.deepcopy(student), cache, lr=1e-30, labelled=~right)
-    assert history.epochs[0]["train_accuracy"] == 0.0
+    assert run(copy.deepcopy(student), cache, lr=1e-30, labelled=right).epochs[0]["train_accuracy"] == 1.0
+    assert run(copy.deepcopy(student), cache, lr=1e-30, labelled=~right).epochs[0]["train_accuracy"] == 0.0
+    # with no label at all (pure distillation) there is no train accuracy to report, rather than a made-up 0
+    nobody = torch.zeros(len(right), dtype=torch.bool)
+    assert math.isnan(run(copy.deepcopy(student), cache, lam=0.0, labelled=nobody).epochs[0]["train_accuracy"])
+
+
+def test_train_score_rows_are_a_fixed_labelled_subset_whatever_the_seed():
+    rows = torch.arange(5000, 8000)
+    picked = training.train_score_rows(rows)
+    assert len(picked) == training.TRAIN_SCORE_ROWS == 1000
+    assert len(set(picked.tolist())) == 1000 and set(picked.tolist()) <= set(rows.tolist())
+    torch.manual_seed(123)  # the training seed must not move the subset
+    assert torch.equal(training.train_score_rows(rows), picked)
+    assert picked.min() < 5300 and picked.max() > 7700  # spread over all rows, not the first thousand
+    small = torch.tensor([4, 9, 2])
+    assert torch.equal(training.train_score_rows(small), small)  # 1,000 or fewer: all are scored
 
 
 def test_train_accuracy_rises_as_the_student_learns(cache):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -12,8 +13,8 @@ import kdlab.tuning as tuning
 from kdlab.calibration import expected_calibration_error, mean_confidence
 from kdlab.students import build_student
 from kdlab.tuning import (
-    BASELINE_PATIENCE, BenchmarkResults, benchmark_results, best_setting, calibration_by_temperature, capacity_curve, distilbert_comparison,
-    labelled_mask, low_label_curve, matched_epochs, remedy_curves, summarize, sweep_temperature_lambda,
+    BASELINE_PATIENCE, HONEST_KD, BenchmarkResults, benchmark_results, best_setting, calibration_by_temperature, capacity_curve, distilbert_comparison,
+    labelled_mask, low_label_curve, matched_epochs, teacher_on_labelled, remedy_curves, summarize, sweep_temperature_lambda,
 )
 
 BAG = {"student_options": {"dim": 8, "hidden": 16}}
@@ -126,18 +127,64 @@ def test_sweep_refuses_invalid_grids_before_training(toy_cache, tiny_teacher, tr
 def test_low_label_curve_matches_steps_for_the_ce_baseline(toy_cache, tiny_teacher, train_run_calls):
     frame = low_label_curve(toy_cache, tiny_teacher[1], [2, None], seeds=(0,), temperature=2.0, lam=0.5, progress=False,
                             epochs=2, batch_size=16, **BAG)
-    assert list(frame.columns) == ["labels_per_class", "labelled", "method", "seed", "dev_accuracy", "seconds"]
+    assert list(frame.columns) == ["labels_per_class", "labelled", "method", "seed", "dev_accuracy", "seconds",
+                                   "teacher_dev_accuracy"]
     assert frame[["labels_per_class", "labelled", "method"]].values.tolist() == [
-        [2, 6, "CE only"], [2, 6, "KD"], ["all", 90, "CE only"], ["all", 90, "KD"]]
+        [2, 6, "CE only"], [2, 6, "KD"], [2, 6, HONEST_KD], ["all", 90, "CE only"], ["all", 90, "KD"]]
     assert frame["dev_accuracy"].between(0, 1).all()
-    ce_few, kd_few, ce_all, kd_all = train_run_calls
+    ce_few, kd_few, honest_few, ce_all, kd_all = train_run_calls
     # KD: 2 epochs of ⌈90/16⌉ = 6 steps = 12 steps; CE on the 6 labelled rows: 1 step per epoch → 12 epochs
     assert (ce_few["epochs"], ce_few["early_stopping"], ce_few["lam"]) == (12, BASELINE_PATIENCE, 1.0)
     assert (kd_few["epochs"], kd_few.get("early_stopping"), kd_few["lam"], kd_few["temperature"]) == (2, None, 0.5, 2.0)
+    assert (honest_few["epochs"], honest_few.get("early_stopping"), honest_few["lam"]) == (2, None, 0.5)
     assert int(ce_few["labelled"].sum()) == 6 and torch.equal(ce_few["labelled"], kd_few["labelled"])
     assert torch.equal(ce_few["labelled"], labelled_mask(toy_cache, 2, 0))
+    assert torch.equal(honest_few["labelled"], kd_few["labelled"])
     assert (ce_all["epochs"], ce_all.get("early_stopping")) == (2, None)  # every label: no matching needed
     assert kd_all["labelled"].all()
+    # the cached teacher for CE and KD; the honest arm's teacher is refit on the 6 labelled rows only
+    cached = toy_cache.accuracy("dev")
+    assert frame.loc[frame["method"] != HONEST_KD, "teacher_dev_accuracy"].eq(cached).all()
+    honest_teacher = teacher_on_labelled(toy_cache, labelled_mask(toy_cache, 2, 0), seed=0)
+    assert frame.loc[frame["method"] == HONEST_KD, "teacher_dev_accuracy"].item() == honest_teacher.accuracy("dev")
+
+
+def test_low_label_curve_refuses_an_unknown_method_before_training(toy_cache, tiny_teacher, train_run_calls):
+    with pytest.raises(ValueError, match="unknown method.*CE only"):
+        low_label_curve(toy_cache, tiny_teacher[1], [2], methods=("KD", "distil"), progress=False)
+    assert train_run_calls == []
+
+
+def test_teacher_on_labelled_refits_the_head_on_the_labelled_rows_only(toy_cache):
+    labelled = labelled_mask(toy_cache, 2, 0)
+    honest = teacher_on_labelled(toy_cache, labelled, seed=0)
+    # its logits are its own linear head applied to the (unchanged) cached features, on every split
+    for split in ("train", "dev", "test"):
+        by_hand = toy_cache.features[split] @ honest.head["weight"].T + honest.head["bias"]
+        assert torch.allclose(honest.logits[split], by_hand, atol=1e-5)
+        assert torch.equal(honest.features[split], toy_cache.features[split])
+    assert not torch.allclose(honest.logits["train"], toy_cache.logits["train"])
+    assert honest.meta["teacher_head_labelled_rows"] == 6 and "teacher_head_labelled_rows" not in toy_cache.meta
+    # the head saw only the labelled rows: scrambling every other row's features and labels changes nothing
+    scrambled = dataclasses.replace(toy_cache, features={**toy_cache.features,
+                                                         "train": toy_cache.features["train"].clone()},
+                                    labels={**toy_cache.labels, "train": toy_cache.labels["train"].clone()})
+    others = ~labelled
+    scrambled.features["train"][others] = torch.randn(int(others.sum()), toy_cache.features["train"].shape[1])
+    scrambled.labels["train"][others] = scrambled.labels["train"][others].flip(0)
+    again = teacher_on_labelled(scrambled, labelled, seed=0)
+    assert torch.equal(again.head["weight"], honest.head["weight"]) and torch.equal(again.head["bias"], honest.head["bias"])
+    # while moving a labelled row does change it
+    moved = dataclasses.replace(toy_cache, labels={**toy_cache.labels, "train": toy_cache.labels["train"].clone()})
+    first = int(labelled.nonzero()[0])
+    moved.labels["train"][first] = (moved.labels["train"][first] + 1) % len(toy_cache.label_names)
+    assert not torch.equal(teacher_on_labelled(moved, labelled, seed=0).head["weight"], honest.head["weight"])
+
+
+@pytest.mark.parametrize("labelled", [torch.zeros(90, dtype=torch.bool), torch.ones(5, dtype=torch.bool)])
+def test_teacher_on_labelled_refuses_a_wrong_mask(toy_cache, labelled):
+    with pytest.raises(ValueError, match="one flag per train row"):
+        teacher_on_labelled(toy_cache, labelled)
 
 
 def test_capacity_curve_rows_params_and_speed(toy_cache, tiny_teacher):

@@ -1,4 +1,4 @@
-"""Notebook 07's figures: an omitted intent, calibration, DistilBERT-style students.
+"""Figures of notebooks 09 and 10: an omitted intent, calibration (09), DistilBERT-style students (10).
 
 Rows come from kdlab.omitted_class, kdlab.calibration, kdlab.tuning or benchmarks/kd_quality.py's JSON.
 """
@@ -40,7 +40,7 @@ def plot_soft_mass_on_class(
     """Bars: the probability one class receives from each *other* intent's training queries, summed — the hints left
     about an intent when all its own examples are gone. `mass[c]` is that sum over gold class c (c = class_index is skipped).
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 09 (09-What-Soft-Targets-Carry).
     """
     mass = np.asarray(mass, dtype=np.float64).ravel()
     if mass.size != len(label_names):
@@ -76,7 +76,7 @@ def plot_bias_shift_scan(
     Draws on `axes` (two Axes: the omitted intent, overall accuracy) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 09 (09-What-Soft-Targets-Carry).
     """
     if not scans:
         raise ValueError("scans must map at least one model name to its bias-shift scan")
@@ -110,18 +110,18 @@ def plot_bias_shift_scan(
     return figure
 
 
-OMITTED_CLASS_BARS = (("CE only", "recall_as_trained", "CE only"), ("KD", "recall_as_trained", "KD as trained"),
-                      ("KD", "recall_after_shift", "KD after bias shift"))
+OMITTED_CLASS_BARS = (("CE only", "test_recall_as_trained", "CE only"), ("KD", "test_recall_as_trained", "KD as trained"),
+                      ("KD", "test_recall_after_shift", "KD after the bias shift chosen on dev"))
 
 
 @_draws_on_axes(figsize=(11, 5.2))
 def plot_omitted_class_recall(rows: Sequence[dict], title: str | None = None, *, ax: Axes | None = None) -> Axes:
-    """Grouped bars per omitted intent: recall on dev of the CE-only student, the KD student, and the KD student after
-    its dev-chosen bias shift (mean over seeds; error bars = std over seeds). Rows as benchmarks/kd_quality.py saves them.
+    """Grouped bars per omitted intent: recall on TEST of the CE-only student, the KD student, and the KD student after
+    the bias shift chosen on dev (mean over seeds; error bars = std over seeds). Rows as benchmarks/kd_quality.py saves them.
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 09 (09-What-Soft-Targets-Carry).
     """
-    rows = _check_rows(rows, ("class", "method", "recall_as_trained", "recall_after_shift"), "omit-class")
+    rows = _check_rows(rows, ("class", "method", "test_recall_as_trained", "test_recall_after_shift"), "omit-class")
     classes = list(dict.fromkeys(r["class"] for r in rows))
     colors = [OKABE_ITO[c] for c in ("grey", "sky", "blue")]
     width = 0.8 / len(OMITTED_CLASS_BARS)
@@ -139,7 +139,7 @@ def plot_omitted_class_recall(rows: Sequence[dict], title: str | None = None, *,
     ax.set_ylim(0, 125)  # headroom: labels above 100 % error bars stay clear of the legend
     ax.set_yticks(range(0, 101, 20))
     ax.set_xlabel("intent left out of the training set", fontsize=FONT_SIZE)
-    ax.set_ylabel("recall of that intent on dev [%]", fontsize=FONT_SIZE)
+    ax.set_ylabel("recall of that intent on test [%]", fontsize=FONT_SIZE)
     spread = f"mean of {seeds} seeds, bars ± std" if seeds > 1 else "1 seed"
     ax.set_title(title or f"Recognising an intent never seen in training ({spread})", fontsize=FONT_SIZE + 1)
     ax.grid(axis="y", alpha=0.3)
@@ -155,7 +155,7 @@ def plot_reliability_diagram(
     confidence hatched. Bins with fewer than `min_count` predictions are drawn pale: their accuracy is mostly noise.
     `bins` is kdlab.calibration.reliability_bins(...) (edges, confidence, accuracy, count).
 
-    Introduced in notebook 07 (07-Beyond-Logits), drawn by `plot_reliability_diagrams`.
+    Introduced in notebook 09 (09-What-Soft-Targets-Carry), drawn by `plot_reliability_diagrams`.
     """
     edges = np.asarray(bins.edges, dtype=np.float64)
     accuracy = np.asarray(bins.accuracy, dtype=np.float64)
@@ -192,7 +192,7 @@ def plot_reliability_diagrams(bins_by_model: dict, figure: Figure | None = None,
     Draws on `axes` (one Axes per model) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 09 (09-What-Soft-Targets-Carry).
     """
     if not bins_by_model:
         raise ValueError("bins_by_model must map at least one model name to its reliability bins")
@@ -229,7 +229,7 @@ def plot_calibration_vs_temperature(rows: Sequence[dict], figure: Figure | None 
     Draws on `axes` (three Axes, one per panel) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 09 (09-What-Soft-Targets-Carry).
     """
     rows = _check_rows(rows, ("model", "temperature", "dev_accuracy", "ece", "mean_confidence", "agreement_with_teacher"),
                        "calibration")
@@ -286,7 +286,7 @@ def plot_distilbert_comparison(
     they learn from (logits only vs logits + cosine hidden-state loss); mean over seeds, error bars = std.
     Rows as kdlab.tuning.distilbert_comparison returns them (start, loss, dev_accuracy).
 
-    Introduced in notebook 07 (07-Beyond-Logits).
+    Introduced in notebook 10 (10-DistilBERT-and-Scale-Out).
     """
     rows = _check_rows(rows, ("start", "loss", "dev_accuracy"), "DistilBERT comparison")
     starts = [s for s in DISTILBERT_STARTS if any(r["start"] == s for r in rows)]

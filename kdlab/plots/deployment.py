@@ -1,4 +1,4 @@
-"""Notebook 06's figure: accuracy against latency, one point per model, the Pareto front as a line."""
+"""Notebook 08's figure: accuracy against latency, one point per model, the Pareto front as a line."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def plot_accuracy_vs_latency(rows: Sequence[dict], title: str | None = None, *, 
     `rows` are kdlab.deployment.deployment_row dicts (keys model, latency_median_ms, accuracy, size_mb).
     Models of one family share a colour; int8 versions are drawn hollow; marker area grows with size on disk.
 
-    Introduced in notebook 06 (06-Deployment).
+    Introduced in notebook 08 (08-Deployment).
     """
     from ..deployment import pareto_front
 
@@ -31,7 +31,7 @@ def plot_accuracy_vs_latency(rows: Sequence[dict], title: str | None = None, *, 
     accuracy = 100 * np.array([r["accuracy"] for r in rows], dtype=np.float64)
     if (latency <= 0).any():
         raise ValueError("latency_median_ms must be > 0 for a log axis")
-    # The family is the name's first word ("bag KD student", "bag int8" → bag): one colour per family, as in notebook 05.
+    # The family is the name's first word ("bag KD student", "bag int8" → bag): one colour per family, as in notebook 06.
     families = [name.replace("int8", "").split()[0] for name in names]
     for name, x, y, r in zip(names, latency, accuracy, rows):
         color = _family_color(name.replace("int8", "").split()[0], families)

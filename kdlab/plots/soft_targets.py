@@ -154,12 +154,14 @@ def plot_softmax_toy(
 def plot_distribution(
     probs: np.ndarray, label_names: Sequence[str], gold: int | None = None, top_k: int = 10,
     title: str | None = None, color: str = OKABE_ITO["blue"], xmax: float | None = 1.0, show_uniform: bool = False,
-    *, ax: Axes | None = None,
+    *, show_rest: bool = False, ax: Axes | None = None,
 ) -> Axes:
     """Horizontal bars of the top-k classes by name, highest on top; the gold intent in vermillion.
 
     show_uniform=True adds a dashed line at 1/K (K = number of classes): where every bar ends when the
     distribution is flat, so "flat" is visible even when all bars are short on a 0–1 axis.
+    show_rest=True adds a grey bottom bar "other N intents" holding the mass of every class not shown, so the
+    bars sum to 1 and a spread-out distribution cannot hide its tail.
 
     Introduced in notebook 00 (00-Welcome).
     """
@@ -177,16 +179,22 @@ def plot_distribution(
         rank = int((probs > probs[gold]).sum()) + 1
         top.append(gold)
         names.append(f"{label_names[gold]} (rank {rank})")
-    rows = np.arange(len(top))[::-1]  # first = highest = top row
+    values = probs[top]
     colors = [GOLD_COLOR if i == gold else color for i in top]
-    ax.barh(rows, probs[top], color=colors, edgecolor="none")
+    labels = [f"★ {n}" if i == gold else n for i, n in zip(top, names)]
+    if show_rest and len(top) < probs.size:
+        values = np.append(values, max(probs.sum() - values.sum(), 0.0))
+        colors.append(OKABE_ITO["grey"])
+        labels.append(f"other {probs.size - len(top)} intents")
+    rows = np.arange(len(values))[::-1]  # first = highest = top row
+    ax.barh(rows, values, color=colors, edgecolor="none")
     uniform = 1 / probs.size
-    for row, i in zip(rows, top):
+    for row, value in zip(rows, values):
         # Value labels start right of the dashed uniform line when a bar ends before it, so the line never crosses them.
-        end = max(probs[i], uniform) if show_uniform else probs[i]
-        ax.annotate(f"{probs[i]:.3f}", (end, row), xytext=(4, 0), textcoords="offset points", va="center",
+        end = max(value, uniform) if show_uniform else value
+        ax.annotate(f"{value:.3f}", (end, row), xytext=(4, 0), textcoords="offset points", va="center",
                     fontsize=FONT_SIZE - 2)
-    ax.set_yticks(rows, [f"★ {n}" if i == gold else n for i, n in zip(top, names)], fontsize=FONT_SIZE - 1)
+    ax.set_yticks(rows, labels, fontsize=FONT_SIZE - 1)
     for tick, i in zip(ax.get_yticklabels(), top):
         if i == gold:
             tick.set_color(GOLD_COLOR)

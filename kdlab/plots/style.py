@@ -29,7 +29,7 @@ FONT_SIZE = 12  # big enough to read from the back of a workshop room
 CE_COLOR = OKABE_ITO["blue"]
 KD_COLOR = OKABE_ITO["orange"]
 
-# One colour per model family, in every figure that compares families (notebooks 05 and 06).
+# One colour per model family, in every figure that compares families (notebooks 06 and 08).
 FAMILY_COLORS = {"teacher": OKABE_ITO["black"], "bag": OKABE_ITO["blue"], "tiny-bert": OKABE_ITO["green"],
                  "truncated": OKABE_ITO["purple"]}
 # For families kdlab does not know (a student you add): the remaining Okabe-Ito colours, in this order.

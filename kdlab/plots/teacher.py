@@ -37,17 +37,10 @@ def top_confusions(predictions: np.ndarray, labels: np.ndarray, label_names: Seq
         raise ValueError(f"top must be ≥ 1, got {top}")
     counts = confusion_counts(predictions, labels, len(label_names))
     support = counts.sum(axis=1)
-    off = counts.copy()
-    np.fill_diagonal(off, 0)
-    flat = np.argsort(-off, axis=None, kind="stable")[:top]
-    rows = []
-    for gold, pred in zip(*np.unravel_index(flat, off.shape)):
-        if off[gold, pred] == 0:
-            break
-        rows.append({
-            "gold intent": label_names[gold], "predicted as": label_names[pred], "count": int(off[gold, pred]),
-            "share of gold (%)": round(100 * off[gold, pred] / max(support[gold], 1), 1),
-        })
+    rows = [{
+        "gold intent": label_names[gold], "predicted as": label_names[pred], "count": int(counts[gold, pred]),
+        "share of gold (%)": round(100 * counts[gold, pred] / max(support[gold], 1), 1),
+    } for gold, pred in _confused_pairs(counts, top)]
     return pd.DataFrame(rows, columns=["gold intent", "predicted as", "count", "share of gold (%)"])
 
 
@@ -84,36 +77,74 @@ def plot_token_vectors(
     return ax
 
 
+def _confused_pairs(counts: np.ndarray, top: int) -> list[tuple[int, int]]:
+    """The `top` most frequent (gold, predicted) mistakes, most frequent first, ties by index (as `top_confusions`)."""
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    flat = np.argsort(-off, axis=None, kind="stable")[:top]
+    return [(int(g), int(p)) for g, p in zip(*np.unravel_index(flat, off.shape)) if off[g, p] > 0]
+
+
 @_draws_on_axes(figsize=(11, 9.5))
 def plot_confusions(
     predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str], count: int = 12,
-    title: str | None = None, *, ax: Axes | None = None,
+    title: str | None = None, *, pairs: int | None = None, ax: Axes | None = None,
 ) -> Axes:
-    """Confusion counts among the `count` intents involved in the most mistakes (diagonal greyed out).
+    """Confusion counts among the intents behind the most mistakes; the diagonal (correct answers) is masked.
+
+    With `pairs=k` the map shows exactly the intents of the k most frequent mistakes (the rows of
+    `top_confusions(..., top=k)`) and outlines those k cells; otherwise the `count` intents involved in the most mistakes.
 
     Introduced in notebook 01 (01-Teacher-Setup).
     """
+    from matplotlib.patches import Patch, Rectangle
+
     counts = confusion_counts(predictions, labels, len(label_names))
-    if not 2 <= count <= len(label_names):
-        raise ValueError(f"count must be between 2 and {len(label_names)}, got {count}")
     off = counts.astype(np.float64)
     np.fill_diagonal(off, 0.0)
-    classes = most_similar_classes(off + off.T, count)
+    outlined: list[tuple[int, int]] = []
+    if pairs is not None:
+        if pairs < 1:
+            raise ValueError(f"pairs must be ≥ 1, got {pairs}")
+        outlined = _confused_pairs(counts, pairs)
+        if not outlined:
+            raise ValueError("there are no mistakes to show: every prediction equals its label")
+        involved = sorted({c for pair in outlined for c in pair})
+        order = most_similar_classes((off + off.T)[np.ix_(involved, involved)], len(involved))
+        classes = [involved[i] for i in order]
+    else:
+        if not 2 <= count <= len(label_names):
+            raise ValueError(f"count must be between 2 and {len(label_names)}, got {count}")
+        classes = most_similar_classes(off + off.T, count)
     sub = off[np.ix_(classes, classes)]
-    shown = np.where(np.eye(len(classes), dtype=bool), np.nan, sub)
-    image = ax.imshow(shown, cmap=colormaps["cividis"].with_extremes(bad=OKABE_ITO["grey"]), interpolation="nearest")
-    vmax = np.nanmax(shown) if np.isfinite(shown).any() else 1.0
+    diagonal = np.eye(len(classes), dtype=bool)
+    shown = np.ma.masked_where(diagonal, sub)
+    image = ax.imshow(shown, cmap=colormaps["cividis"].with_extremes(bad="white"), vmin=0, interpolation="nearest")
+    for i in range(len(classes)):  # the masked diagonal: white, hatched, no number
+        ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, facecolor="white", edgecolor=OKABE_ITO["grey"], hatch="///",
+                               linewidth=0))
+    vmax = sub.max() if sub.max() > 0 else 1.0
     for i in range(len(classes)):
         for j in range(len(classes)):
             if i != j and sub[i, j] > 0:
                 ax.text(j, i, int(sub[i, j]), ha="center", va="center", fontsize=FONT_SIZE - 2,
                         color="black" if sub[i, j] > 0.6 * vmax else "white")
+    position = {c: k for k, c in enumerate(classes)}
+    for gold, pred in outlined:
+        ax.add_patch(Rectangle((position[pred] - 0.5, position[gold] - 0.5), 1, 1, fill=False,
+                               edgecolor=OKABE_ITO["orange"], linewidth=3))
     names = [label_names[c] for c in classes]
     ax.set_xticks(range(len(classes)), names, rotation=60, ha="right", rotation_mode="anchor", fontsize=FONT_SIZE - 2)
     ax.set_yticks(range(len(classes)), names, fontsize=FONT_SIZE - 2)
     ax.set_xlabel("predicted intent", fontsize=FONT_SIZE)
     ax.set_ylabel("gold intent", fontsize=FONT_SIZE)
-    ax.set_title(title or f"Mistakes among the {count} most-confused intents (count of test queries)", fontsize=FONT_SIZE + 1)
+    default = (f"Mistakes among the intents of the top-{len(outlined)} pairs (count of test queries)" if outlined
+               else f"Mistakes among the {count} most-confused intents (count of test queries)")
+    ax.set_title(title or default, fontsize=FONT_SIZE + 1)
     colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.8)
-    colorbar.set_label("queries (off-diagonal only)", fontsize=FONT_SIZE - 1)
+    colorbar.set_label("mistakes (test queries); diagonal not counted", fontsize=FONT_SIZE - 1)
+    handles = [Patch(facecolor="white", edgecolor=OKABE_ITO["grey"], hatch="///", label="diagonal: correct answers, not counted")]
+    if outlined:
+        handles.append(Patch(fill=False, edgecolor=OKABE_ITO["orange"], linewidth=3, label=f"one of the top-{len(outlined)} pairs"))
+    ax.legend(handles=handles, loc="upper right", fontsize=FONT_SIZE - 2, framealpha=0.95)  # over the empty corner
     return ax

@@ -1,4 +1,4 @@
-"""Notebook 04's figures: learning curves of several runs, and which intents KD helped or hurt."""
+"""Notebook 05's figures: learning curves of several runs, and which intents KD helped or hurt."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from .teacher import confusion_counts
 
 
 CURVE_COLUMNS = ("epoch", "loss", "ce", "kd", "dev_accuracy")
+# One line style and marker per run, on top of its colour: two runs never differ by hue alone.
+RUN_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v"))
 
 
 def curve_series(history) -> dict[str, list[float]]:
     """The columns a learning curve needs, from a kdlab History, its list of epoch dicts, or a dict of lists.
 
-    Introduced in notebook 04 (04-Training-the-Student), drawn by `TrainingDashboard`.
+    Introduced in notebook 05 (05-Training-the-Student), drawn by `TrainingDashboard`.
     """
     if hasattr(history, "column"):
         return {name: list(history.column(name)) for name in CURVE_COLUMNS}
@@ -36,10 +38,13 @@ def plot_learning_curves(
 ) -> Figure:
     """Hard-label CE, the KD term and dev accuracy per epoch for several runs, side by side.
 
+    Each run gets its own colour, line style and marker (solid ●, dashed ■, dotted ▲, …), so runs stay apart in
+    grey print and for colour-blind readers, and a run that lies exactly on another still shows through.
+
     Draws on `axes` (three Axes: CE, KD term, dev accuracy) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 04 (04-Training-the-Student).
+    Introduced in notebook 05 (05-Training-the-Student).
     """
     if not histories:
         raise ValueError("histories must map at least one run name to its History")
@@ -53,7 +58,10 @@ def plot_learning_curves(
     for ax, (column, ylabel, title) in zip(axes, panels):
         for n, (name, values) in enumerate(series.items()):
             y = np.asarray(values[column], dtype=np.float64) * (100 if column == "dev_accuracy" else 1)
-            ax.plot(values["epoch"], y, marker="o", color=MODEL_COLORS[n % len(MODEL_COLORS)], linewidth=2, label=name)
+            linestyle, marker = RUN_STYLES[n % len(RUN_STYLES)]
+            ax.plot(values["epoch"], y, marker=marker, linestyle=linestyle, color=MODEL_COLORS[n % len(MODEL_COLORS)],
+                    linewidth=max(4.0 - 1.2 * n, 1.6), markersize=max(10 - 2 * n, 5),
+                    markerfacecolor="white" if n % 2 else None, label=name)  # later runs thinner, drawn on top
         ax.set_xlabel("epoch", fontsize=FONT_SIZE)
         ax.set_ylabel(ylabel, fontsize=FONT_SIZE - 1)
         ax.set_title(title, fontsize=FONT_SIZE + 1)
@@ -71,7 +79,7 @@ def plot_learning_curves(
 def per_class_accuracy(predictions, labels, num_classes: int) -> np.ndarray:
     """Accuracy of each class on its own gold examples (NaN where a class has none).
 
-    Introduced in notebook 04 (04-Training-the-Student).
+    Introduced in notebook 05 (05-Training-the-Student).
     """
     counts = confusion_counts(predictions, labels, num_classes)
     support = counts.sum(axis=1)
@@ -86,7 +94,10 @@ def plot_per_class_change(
 ) -> Axes:
     """Diverging bars: the intents whose accuracy changed most between two models, gains and losses, by name.
 
-    Introduced in notebook 04 (04-Training-the-Student).
+    Gains are blue bars, losses vermillion hatched bars; the legend counts how many intents gained, lost and stayed
+    the same in all (not only the ones drawn), so the overall split is on the figure.
+
+    Introduced in notebook 05 (05-Training-the-Student).
     """
     before = np.asarray(before, dtype=np.float64).ravel()
     after = np.asarray(after, dtype=np.float64).ravel()
@@ -101,8 +112,10 @@ def plot_per_class_change(
     gains = [int(i) for i in order[::-1][: count - count // 2] if change[i] > 0]
     shown = gains + losses[::-1]  # biggest gain on top, biggest loss at the bottom
     rows = np.arange(len(shown))[::-1]
-    colors = [OKABE_ITO["blue"] if change[i] > 0 else OKABE_ITO["vermillion"] for i in shown]
-    bars = ax.barh(rows, change[shown], color=colors)
+    gained, lost = int((change > 0).sum()), int((change < 0).sum())
+    unchanged = change.size - gained - lost
+    bars = ax.barh(rows, change[shown], color=[OKABE_ITO["blue"] if change[i] > 0 else OKABE_ITO["vermillion"] for i in shown],
+                   hatch=["" if change[i] > 0 else "//" for i in shown], edgecolor="white")
     ax.bar_label(bars, labels=[f"{change[i]:+.1f}" for i in shown], padding=3, fontsize=FONT_SIZE - 2)
     ax.set_yticks(rows, [label_names[i] for i in shown], fontsize=FONT_SIZE - 1)
     ax.axvline(0, color=OKABE_ITO["black"], linewidth=0.8)
@@ -111,4 +124,16 @@ def plot_per_class_change(
     ax.set_xlabel(f"test accuracy change, {after_name} − {before_name} [percentage points]", fontsize=FONT_SIZE - 1)
     ax.set_title(f"Intents that changed most: {after_name} vs {before_name}", fontsize=FONT_SIZE + 1)
     ax.grid(axis="x", alpha=0.3)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[
+        Patch(facecolor=OKABE_ITO["blue"], label=f"gained: {_intents(gained)} ({len(gains)} largest shown)"),
+        Patch(facecolor=OKABE_ITO["vermillion"], hatch="//", edgecolor="white",
+              label=f"lost: {_intents(lost)} ({len(losses)} largest shown)"),
+        Patch(facecolor="none", edgecolor="none", label=f"unchanged: {_intents(unchanged)}"),
+    ], loc="lower right", fontsize=FONT_SIZE - 2, framealpha=0.95)
     return ax
+
+
+def _intents(n: int) -> str:
+    return f"{n} intent" if n == 1 else f"{n} intents"

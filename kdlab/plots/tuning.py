@@ -1,4 +1,4 @@
-"""Notebook 05's figures: T × λ sweeps, label budgets, student sizes, overfitting remedies.
+"""Figures of notebooks 06 and 07: T × λ sweeps and overfitting remedies (06), label budgets and student sizes (07).
 
 Every function takes the rows kdlab.tuning (or a benchmark JSON's "rows") produces.
 """
@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..tuning import HONEST_KD
 from .style import CE_COLOR, FONT_SIZE, KD_COLOR, OKABE_ITO, _draws_on_axes, _family_color, _new_axes_grid, _log_scale
 
 
@@ -28,13 +29,16 @@ def _tuning_frame(rows, columns: Sequence[str], name: str = "rows"):
 
 
 @_draws_on_axes(figsize=(8, 6.5))
-def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *, ax: Axes | None = None) -> Axes:
+def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *, share_scale: bool = True,
+                       ax: Axes | None = None) -> Axes:
     """Mean dev accuracy for every (T, λ) as a heat map; each cell says 'mean ± std over seeds'; the best cell is outlined.
 
     `rows` are kdlab.tuning.sweep_temperature_lambda rows (temperature, lam, seed, dev_accuracy). The outlined cell
-    is kdlab.tuning.best_setting's choice, so the picture and the chosen setting always agree.
+    is kdlab.tuning.best_setting's choice, so the picture and the chosen setting always agree. Heat maps drawn on
+    one Figure share one colour scale and one colour bar (`share_scale=False` gives this one its own), so the same
+    colour means the same accuracy in every panel.
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 06 (06-Validation-and-Tuning).
     """
     from matplotlib.patches import Rectangle
 
@@ -46,18 +50,15 @@ def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *,
     mean = 100 * summary.pivot(index="temperature", columns="lam", values="mean").reindex(index=temperatures, columns=lams)
     std = 100 * summary.pivot(index="temperature", columns="lam", values="std").reindex(index=temperatures, columns=lams)
     image = ax.imshow(mean.to_numpy(), cmap="cividis", origin="lower", aspect="auto")
-    low, high = np.nanmin(mean.to_numpy()), np.nanmax(mean.to_numpy())
     seeds = int(frame["seed"].nunique())
+    cells = []
     for i in range(len(temperatures)):
         for j in range(len(lams)):
             value = mean.iat[i, j]
             if np.isnan(value):
                 continue
-            # dark text on the light (yellow) end of cividis, white on the dark (blue) end
-            light = high > low and (value - low) / (high - low) > 0.55
             text = f"{value:.1f}" + (f"\n± {std.iat[i, j]:.1f}" if seeds > 1 else "")
-            ax.text(j, i, text, ha="center", va="center", fontsize=FONT_SIZE - 1,
-                    color=OKABE_ITO["black"] if light else "white")
+            cells.append((ax.text(j, i, text, ha="center", va="center", fontsize=FONT_SIZE - 1), value))
     best = best_setting(frame)
     ax.add_patch(Rectangle((lams.index(best["lam"]) - 0.5, temperatures.index(best["temperature"]) - 0.5), 1, 1,
                            fill=False, edgecolor=OKABE_ITO["vermillion"], linewidth=3.5, label="best mean on dev"))
@@ -67,11 +68,42 @@ def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *,
     ax.set_ylabel("temperature T", fontsize=FONT_SIZE)
     spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed"
     ax.set_title(title or f"Dev accuracy [%] for each T × λ ({spread})", fontsize=FONT_SIZE + 1)
-    if colorbar:
-        bar = ax.figure.colorbar(image, ax=ax, shrink=0.9)
-        bar.set_label("mean dev accuracy [%]", fontsize=FONT_SIZE)
     ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.14), fontsize=FONT_SIZE - 2, frameon=False)
+    panel = _SweepPanel(ax, image, cells, colorbar)
+    panels = [p for p in getattr(ax.figure, "_kdlab_sweep_panels", []) if p.ax in ax.figure.axes] if share_scale else []
+    panels.append(panel)
+    if share_scale:
+        ax.figure._kdlab_sweep_panels = panels
+    _share_colour_scale(panels)
     return ax
+
+
+class _SweepPanel:
+    """One drawn sweep heat map: what a later panel on the same Figure needs to put both on one colour scale."""
+
+    def __init__(self, ax, image, cells, wants_colorbar: bool):
+        self.ax, self.image, self.cells, self.wants_colorbar, self.colorbar = ax, image, cells, wants_colorbar, None
+
+
+def _share_colour_scale(panels: list[_SweepPanel]) -> None:
+    """One vmin/vmax over every panel's cells, text colour by that scale, and one colour bar beside them all."""
+    values = [value for panel in panels for _, value in panel.cells]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    for panel in panels:
+        panel.image.set_clim(low, high if high > low else low + 1e-9)
+        for text, value in panel.cells:
+            # dark text on the light (yellow) end of cividis, white on the dark (blue) end
+            light = high > low and (value - low) / (high - low) > 0.55
+            text.set_color(OKABE_ITO["black"] if light else "white")
+        if panel.colorbar is not None:
+            panel.colorbar.remove()
+            panel.colorbar = None
+    if any(panel.wants_colorbar for panel in panels):
+        bar = panels[-1].ax.figure.colorbar(panels[-1].image, ax=[panel.ax for panel in panels], shrink=0.9)
+        bar.set_label("mean dev accuracy [%]" + (", one scale" if len(panels) > 1 else ""),
+                      fontsize=FONT_SIZE)
+        for panel in panels:
+            panel.colorbar = bar if panel is panels[-1] else None
 
 
 def _budget_summary(frame):
@@ -94,15 +126,18 @@ def plot_label_budget(
     are the std over seeds. `live_rows` (same columns, e.g. this notebook's own small run) are drawn as hollow markers
     labelled `live_name`.
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 07 (07-Few-Labels-and-Capacity).
     """
     frame = _tuning_frame(rows, ("labels_per_class", "labelled", "method", "seed", "dev_accuracy"))
     summary = _budget_summary(frame)
-    colors = {"CE only": CE_COLOR, "KD": KD_COLOR}
+    # the honest arm is KD too (KD's colour), from another teacher: told apart by a dashed line and square markers
+    styles = {"CE only": (CE_COLOR, "-", "o"), "KD": (KD_COLOR, "-", "o"), HONEST_KD: (KD_COLOR, "--", "s")}
+    colors = {method: style[0] for method, style in styles.items()}
     seeds = int(frame["seed"].nunique())
     for method, part in summary.groupby("method", sort=False):
-        ax.errorbar(part["labelled"], 100 * part["mean"], yerr=100 * part["std"], color=colors.get(method, OKABE_ITO["grey"]),
-                    marker="o", markersize=8, linewidth=2.5, capsize=4,
+        color, linestyle, marker = styles.get(method, (OKABE_ITO["grey"], "-", "o"))
+        ax.errorbar(part["labelled"], 100 * part["mean"], yerr=100 * part["std"], color=color, linestyle=linestyle,
+                    marker=marker, markersize=8, linewidth=2.5, capsize=4,
                     label=f"{method} (benchmark, {'mean ± std over ' + str(seeds) + ' seeds' if seeds > 1 else '1 seed'})")
     wide = summary.pivot(index="labelled", columns="method", values="mean")
     if {"CE only", "KD"} <= set(wide.columns):
@@ -117,7 +152,8 @@ def plot_label_budget(
                                              "live_rows"))
         for method, part in live.groupby("method", sort=False):
             ax.scatter(part["labelled"], 100 * part["mean"], s=160, facecolor="white", linewidth=2.5, zorder=4,
-                       edgecolor=colors.get(method, OKABE_ITO["grey"]), marker="D", label=f"{method} ({live_name})")
+                       edgecolor=colors.get(method, OKABE_ITO["grey"]), marker="s" if method == HONEST_KD else "D",
+                       label=f"{method} ({live_name})")
     if teacher_accuracy is not None:
         ax.axhline(100 * teacher_accuracy, color=OKABE_ITO["black"], linestyle="--", linewidth=1.5,
                    label=f"teacher ({100 * teacher_accuracy:.1f}%)")
@@ -132,7 +168,8 @@ def plot_label_budget(
     ax.set_xlabel("labelled training queries (log scale): K per intent, and in total", fontsize=FONT_SIZE)
     ax.set_ylabel("dev accuracy [%]", fontsize=FONT_SIZE)
     ax.set_title(title or "Few labels: CE only vs KD with the rest of train as unlabelled transfer set\n"
-                          "(bold numbers: KD − CE in percentage points)", fontsize=FONT_SIZE + 1)
+                          "(bold numbers: KD − CE in percentage points; dashed: teacher head on the same K labels)",
+                 fontsize=FONT_SIZE + 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=FONT_SIZE - 2, loc="lower right")
     return ax
@@ -144,24 +181,27 @@ def _short_student_name(name: str, kind: str) -> str:
 
 def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = None, title: str | None = None, *,
                   axes=None) -> Figure:
-    """Students of several sizes: dev accuracy against parameters (left) and against inference speed (right).
+    """Students of several sizes: dev accuracy against trainable parameters, one line per family and method.
 
-    `rows` are kdlab.tuning.capacity_curve rows (student, kind, params, method, seed, dev_accuracy, examples_per_s).
-    One colour per family (kind); KD solid with filled markers, CE only dashed with hollow ones (markers only on the
-    speed panel); each KD point is named. `teacher` = {"params": ..., "dev_accuracy": ...} adds the teacher as a star and a dashed line.
+    `rows` are kdlab.tuning.capacity_curve rows (student, kind, params, method, seed, dev_accuracy; an
+    examples_per_s column is ignored). One colour per family (kind); KD solid with filled markers, CE only dashed
+    with hollow ones; each KD point is named. `teacher` = {"params": ..., "dev_accuracy": ...} adds the teacher as a
+    star and a dotted line. There is no speed panel: the speeds the capacity runs record were measured one student
+    at a time on a shared machine (the same model at 5k–57k queries/s), which is timing noise; the deployment
+    lesson's benchmark (benchmarks/deployment.py) times the students in one controlled run.
 
-    Draws on `axes` (two Axes: by size, by speed) when given, else on `figure`, else on a new Figure;
-    returns the Figure that holds them.
+    Draws on `axes` (one Axes, or a sequence holding one) when given, else on `figure`, else on a new Figure;
+    returns the Figure that holds it.
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 07 (07-Few-Labels-and-Capacity).
     """
-    frame = _tuning_frame(rows, ("student", "kind", "params", "method", "seed", "dev_accuracy", "examples_per_s"))
+    frame = _tuning_frame(rows, ("student", "kind", "params", "method", "seed", "dev_accuracy"))
     summary = (frame.groupby(["kind", "student", "method"], sort=False)
-               .agg(params=("params", "first"), accuracy=("dev_accuracy", "mean"), speed=("examples_per_s", "mean"))
+               .agg(params=("params", "first"), accuracy=("dev_accuracy", "mean"))
                .reset_index())
-    # speed belongs to the architecture, not the training: one number per student (mean of its runs)
-    summary["speed"] = summary.groupby("student")["speed"].transform("mean")
-    figure, (by_params, by_speed) = _new_axes_grid(axes, figure, (1, 2), (16, 6.2), "plot_capacity", sharey=True)
+    if isinstance(axes, Axes):
+        axes = [axes]
+    figure, (by_params,) = _new_axes_grid(axes, figure, (1, 1), (11, 6.8), "plot_capacity")
     for kind, family in summary.groupby("kind", sort=False):
         color = _family_color(kind, list(summary["kind"]))
         for method, part in family.groupby("method", sort=False):
@@ -170,28 +210,20 @@ def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = Non
             style = dict(color=color, marker="o", markersize=9, linewidth=2.5 if kd else 1.8,
                          linestyle="-" if kd else "--", markerfacecolor=color if kd else "white", markeredgewidth=2)
             by_params.plot(part["params"], 100 * part["accuracy"], label=f"{kind}, {method}", **style)
-            # no lines on the speed panel: speed need not grow monotonically with size, and lines would zigzag
-            by_speed.plot(part["speed"], 100 * part["accuracy"], **(style | {"linestyle": "none"}))
             if kd:
                 for _, row in part.iterrows():
-                    for ax, x in ((by_params, row["params"]), (by_speed, row["speed"])):
-                        ax.annotate(_short_student_name(row["student"], kind), (x, 100 * row["accuracy"]),
-                                    xytext=(6, 7), textcoords="offset points", fontsize=FONT_SIZE - 3, color=color)
+                    by_params.annotate(_short_student_name(row["student"], kind), (row["params"], 100 * row["accuracy"]),
+                                       xytext=(6, 7), textcoords="offset points", fontsize=FONT_SIZE - 3, color=color)
     if teacher is not None:
         accuracy = 100 * teacher["dev_accuracy"]
-        for ax in (by_params, by_speed):
-            ax.axhline(accuracy, color=OKABE_ITO["black"], linestyle=":", linewidth=1.5)
+        by_params.axhline(accuracy, color=OKABE_ITO["black"], linestyle=":", linewidth=1.5)
         by_params.scatter([teacher["params"]], [accuracy], marker="*", s=350, color=OKABE_ITO["black"], zorder=4,
                           label=f"teacher ({teacher['params'] / 1e6:.1f}M params, {accuracy:.1f}%)")
     _log_scale(by_params, "x")
-    _log_scale(by_speed, "x")
     by_params.set_xlabel("trainable parameters (log scale)", fontsize=FONT_SIZE)
-    by_speed.set_xlabel("inference speed [queries/s], batch 32, 1 thread (log scale)", fontsize=FONT_SIZE)
     by_params.set_ylabel("dev accuracy [%]", fontsize=FONT_SIZE)
-    by_params.set_title("Accuracy vs size", fontsize=FONT_SIZE + 1)
-    by_speed.set_title("Accuracy vs speed (right = faster)", fontsize=FONT_SIZE + 1)
-    for ax in (by_params, by_speed):
-        ax.grid(alpha=0.3, which="both")
+    by_params.set_title("Accuracy vs size (for speed, see notebook 08's deployment benchmark)", fontsize=FONT_SIZE)
+    by_params.grid(alpha=0.3, which="both")
     figure.legend(*by_params.get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=FONT_SIZE - 2)
     figure.suptitle(title or "Capacity gap: how much a bigger student buys, CE only (dashed) vs KD (solid)",
                     fontsize=FONT_SIZE + 2)
@@ -205,13 +237,14 @@ def plot_remedy_curves(rows, figure: Figure | None = None, columns: int = 3, tit
                        axes=None) -> Figure:
     """One panel per overfitting remedy: train (dashed) and dev (solid) accuracy per epoch, CE only and KD.
 
-    `rows` are kdlab.tuning.remedy_curves rows. Where early stopping kept an earlier epoch, a marker shows it. The gap
-    between a method's dashed and solid line is its overfitting: the model learns train queries it cannot generalise.
+    `rows` are kdlab.tuning.remedy_curves rows; train accuracy is scored like dev (after each epoch, dropout off, on a
+    fixed 1,000-row train subset). Where early stopping kept an earlier epoch, a marker shows it. The gap between a
+    method's dashed and solid line is its overfitting: the model learns train queries it cannot generalise.
 
     Draws on `axes` (one Axes per panel of the grid) when given, else on `figure`, else on a new Figure;
     returns the Figure that holds them.
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 06 (06-Validation-and-Tuning).
     """
     import pandas as pd
 
@@ -258,7 +291,7 @@ def plot_remedy_curves(rows, figure: Figure | None = None, columns: int = 3, tit
 def remedy_table(rows):
     """Per remedy and method: dev accuracy of the model you keep, best dev epoch, last train accuracy, train − dev gap (%).
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 06 (06-Validation-and-Tuning).
     """
     frame = _tuning_frame(rows, REMEDY_COLUMNS)
     table = frame.groupby(["remedy", "method"], sort=False).agg(
@@ -276,7 +309,7 @@ def remedy_table(rows):
 def plot_remedy_summary(rows, title: str | None = None, *, ax: Axes | None = None) -> Axes:
     """Dot plot: for each remedy, dev accuracy of the kept model with CE only and with KD, joined by a line.
 
-    Introduced in notebook 05 (05-Validation-and-Tuning).
+    Introduced in notebook 06 (06-Validation-and-Tuning).
     """
     frame = _tuning_frame(rows, REMEDY_COLUMNS)
     final = frame.groupby(["remedy", "method"], sort=False)["final_dev_accuracy"].last().unstack("method")
