@@ -28,7 +28,7 @@ check-python:
 
 # torch comes from requirements.txt like everything else, so a CPU build of the pinned version that you put into
 # .venv first (README) satisfies torch==$(TORCH_PIN) and pip keeps it; the note below only warns before a big download.
-$(STAMP): requirements.txt requirements-no-deps.txt pyproject.toml
+$(STAMP): requirements.txt requirements-no-deps.txt requirements-edge.txt pyproject.toml
 	$(check_python)
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 	  echo "Could not create $(VENV) with '$(PYTHON)'. On Debian/Ubuntu run 'sudo apt-get install python3.11-venv', then make again." >&2; exit 1; }
@@ -40,6 +40,8 @@ $(STAMP): requirements.txt requirements-no-deps.txt pyproject.toml
 	  || echo "note: torch==$(TORCH_PIN) is not in $(VENV) yet. From PyPI, Linux gets the CUDA build (about 2.7 GB of nvidia-* libraries). For the CPU-only build: stop here (Ctrl-C), install torch==$(TORCH_PIN) into $(VENV) as PyTorch's install selector says (Compute Platform: CPU), then make again."
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-no-deps.txt
+	# The optional edge extra (ExecuTorch, ~215 MB; not on Binder): installed here so that `make test` tests it too.
+	$(PY) -m pip install --quiet -r requirements-edge.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(VENV)/bin/jupyter labextension disable --level=sys_prefix "$(NEWS_PLUGIN)"
 	touch $(STAMP)

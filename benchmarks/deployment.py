@@ -1,8 +1,10 @@
-"""Teacher and KD students in three runtimes (eager torch, torch int8, ONNX Runtime float and int8): size, latency, accuracy.
+"""Teacher and KD students in three runtimes (eager torch, ONNX Runtime, ExecuTorch; float and int8): one table, one run.
 
     python benchmarks/deployment.py                     # ≈ 15–20 min on 2 shared cores (trains 3 students once)
     python benchmarks/deployment.py --models bag --repeats 20   # a smoke run in well under a minute
     python benchmarks/deployment.py --json benchmarks/results/deployment.json --markdown benchmarks/results/deployment.md
+
+ExecuTorch rows need the optional extra (pip install -r requirements-edge.txt); without it they are left out, and said so.
 
 Students are trained once with knowledge distillation (T=4, λ=0.5) for kdlab.deployment.DEPLOYMENT_EPOCHS
 and saved under the git-ignored .cache/, where notebook 08 finds them; a second run only measures.
@@ -29,7 +31,8 @@ import torch
 
 import kdlab
 from kdlab.deployment import (
-    DEPLOYMENT_EPOCHS, ENERGY_PJ_45NM, HEAD_FROM_TEACHER, energy_estimate, export_onnx, file_size_mb, onnx_feed, onnx_predict_logits, onnx_session,
+    DEPLOYMENT_EPOCHS, ENERGY_PJ_45NM, HEAD_FROM_TEACHER, MissingEdgeExtra, energy_estimate, executorch_logits,
+    executorch_program, export_executorch, export_onnx, file_size_mb, onnx_feed, onnx_predict_logits, onnx_session,
     quantize_dynamic_int8, quantize_onnx_int8, quantize_onnx_static_int8, size_on_disk_mb, trained_student,
 )
 from kdlab.students import count_parameters
@@ -87,6 +90,13 @@ def onnx_variant(family: str, runtime: str, name: str, path: Path, params: int) 
                    lambda t: onnx_predict_logits(session, t, batch_size=64), file_size_mb(path), params)
 
 
+def executorch_variant(family: str, name: str, path: Path, params: int) -> Variant:
+    """A .pte file run by ExecuTorch's runtime (XNNPACK, one thread); one query at a time, so a batch is answered row by row."""
+    program = executorch_program(path)
+    return Variant(family, "ExecuTorch", name, lambda t: executorch_logits(program, t),
+                   lambda t: executorch_logits(program, t), file_size_mb(path), params)
+
+
 def interleaved_latency(variants: list[Variant], tokens: Tokens, repeats: int, warmup: int = 10) -> dict[str, list[float]]:
     """Batch-1 latency samples (ms) per variant, round-robin: query i goes to every variant before query i + 1.
 
@@ -136,8 +146,8 @@ MODELS = ("teacher", *DEPLOYMENT_EPOCHS)
 
 
 def model_variants(family: str, model: torch.nn.Module, example: Tokens, calibration: Tokens, folder: Path,
-                   int8_torch: bool = True) -> list[Variant]:
-    """The five forms of one model: eager float, eager torch int8, ONNX Runtime float, ORT dynamic and static int8."""
+                   int8_torch: bool = True, edge: bool = True) -> list[Variant]:
+    """The six forms of one model: eager float, eager torch int8, ONNX Runtime float, ORT dynamic and static int8, ExecuTorch."""
     params = count_parameters(model)
     slug = family.split()[0]
     path = export_onnx(model, example, folder / f"{slug}.onnx")
@@ -149,6 +159,9 @@ def model_variants(family: str, model: torch.nn.Module, example: Tokens, calibra
                                  quantize_onnx_int8(path, folder / f"{slug}-int8.onnx"), params))
     variants.append(onnx_variant(family, "ONNX Runtime static int8", f"{slug} ONNX Runtime static int8",
                                  quantize_onnx_static_int8(path, folder / f"{slug}-static-int8.onnx", calibration), params))
+    if edge:
+        variants.append(executorch_variant(family, f"{slug} ExecuTorch", export_executorch(model, example, folder / f"{slug}.pte"),
+                                           params))
     return variants
 
 
@@ -157,7 +170,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: a phone answers one query on one core, and on a shared CPU "
                              "more threads than free cores make timings erratic); ONNX Runtime always gets 1")
-    parser.add_argument("--repeats", type=int, default=200, help="batch-1 latency samples per model and runtime")
+    parser.add_argument("--repeats", type=int, default=300, help="batch-1 latency samples per model and runtime")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                         help="which models to measure (default all; e.g. --models bag for a quick smoke run)")
     parser.add_argument("--seed", type=int, default=0)
@@ -179,11 +192,19 @@ def main() -> None:
                                                               generator=torch.Generator().manual_seed(args.seed))[:256])
     timings, variants, known_logits, float_models = {}, [], {}, {}
     folder = Path(tempfile.mkdtemp(prefix="kdlab-deployment-"))
+    try:  # ExecuTorch is an optional extra: without it, the table has no ExecuTorch rows and says why
+        from kdlab.deployment import _executorch_modules
+        _executorch_modules()
+        edge, edge_note = True, ""
+    except MissingEdgeExtra as missing:
+        edge, edge_note = False, f" No ExecuTorch rows: {missing}"
+        print(edge_note, flush=True)
 
     if "teacher" in args.models:
         teacher = kdlab.teacher_from_cache(cache)
         start = time.perf_counter()
-        variants += model_variants("teacher (MiniLM-L6)", teacher, example, calibration, folder, int8_torch=not args.skip_teacher_int8)
+        variants += model_variants("teacher (MiniLM-L6)", teacher, example, calibration, folder, int8_torch=not args.skip_teacher_int8,
+                                   edge=edge)
         timings["export teacher"] = time.perf_counter() - start
         known_logits["teacher (MiniLM-L6)"] = cache.logits["test"]  # the cache holds its eager test logits
         float_models["teacher (MiniLM-L6)"] = teacher
@@ -196,7 +217,7 @@ def main() -> None:
         print(f"{kind}: {'loaded from .cache' if loaded else f'trained {epochs} epoch(s)'} in {timings[f'train {kind}']:.0f} s",
               flush=True)
         start = time.perf_counter()
-        variants += model_variants(f"{kind} KD student", student, example, calibration, folder)
+        variants += model_variants(f"{kind} KD student", student, example, calibration, folder, edge=edge)
         float_models[f"{kind} KD student"] = student
         timings[f"export {kind}"] = time.perf_counter() - start
 
@@ -239,7 +260,10 @@ def main() -> None:
         f"{kind} {r['epochs']} epoch(s), lr {r['lr']:g}, batch {r['batch_size']}" + (", head from the teacher's" if r["head_from_teacher"] else "")
         for kind, r in recipes.items()
     )
+    import importlib.metadata
     import onnxruntime
+
+    edge_version = f", executorch {importlib.metadata.version('executorch')}" if edge else ""
 
     teacher_uj = energy["teacher (MiniLM-L6)"].total_uj if "teacher (MiniLM-L6)" in energy else None
     energy_lines = [
@@ -263,14 +287,17 @@ def main() -> None:
         f"Test split of Banking77 ({len(labels)} queries). Students: KD (T=4, λ=0.5), seed {args.seed}: {recipe_text}. "
         f"Latency: {args.repeats} single queries (padding trimmed) after 10 warm-up rounds, interleaved: each query runs "
         f"on every model and runtime in turn (rotating the order) before the next, so the ratios are fair on a noisy "
-        f"machine; throughput: 512 test queries in batches of 32, also interleaved batch by batch. File size: the saved "
-        f"state_dict for eager torch, the .onnx file for ONNX Runtime. eager torch int8 = torch dynamic quantization "
+        f"machine; throughput: 512 test queries in batches of 32, also interleaved batch by batch (ExecuTorch answers a batch "
+        f"one query at a time: its programs are batch 1, any length). File size: the saved "
+        f"state_dict for eager torch, the .onnx file for ONNX Runtime, the .pte file for ExecuTorch. ExecuTorch = "
+        f"torch.export → to_edge_transform_and_lower with the XNNPACK partitioner, float32 (no int8 rows: XNNPACK's int8 "
+        f"needs the pt2e quantization flow, not done here). eager torch int8 = torch dynamic quantization "
         f"(Linear int8, embeddings weight-only int8); ONNX Runtime int8 = onnxruntime.quantization.quantize_dynamic "
         f"(QInt8 weights); ONNX Runtime static int8 = quantize_static (QOperator, uint8 activations with ranges from 256 "
         f"train queries, int8 weights; MatMul, Gemm, Gather). Exported with torch.export (torch.onnx.export(dynamo=True)), dynamic batch and length; the bag "
         f"student as nn.Embedding + masked mean (same weights). params of int8 rows = the float model's. "
-        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {machine} (load average {load_at_start:.1f} "
-        f"at start, {os.getloadavg()[0]:.1f} at end): timings are noisy; compare rows, not runs. Total {total / 60:.1f} min."
+        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}{edge_version}, {machine} (load average {load_at_start:.1f} "
+        f"at start, {os.getloadavg()[0]:.1f} at end): timings are noisy; compare rows, not runs. Total {total / 60:.1f} min.{edge_note}"
         f"\n\n{energy_text}"
     )
     print("\n" + report)
@@ -282,6 +309,7 @@ def main() -> None:
         args.json.write_text(json.dumps({
             "rows": rows, "machine": machine, "date": date, "test_queries": len(labels), "recipes": recipes,
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "threads": args.threads,
+            "executorch": importlib.metadata.version("executorch") if edge else None,
             "load_average": [load_at_start, os.getloadavg()[0]], "timings_s": timings, "interleaved": True,
             "energy_estimate": {name: {"macs": e.macs, "dram_bytes": e.dram_bytes, "total_uj": e.total_uj}
                                 for name, e in energy.items()},

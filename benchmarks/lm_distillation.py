@@ -1,7 +1,7 @@
 """Language-model distillation, measured: the five arms of notebook 11 at one student size and step budget, 3 seeds.
 
     python benchmarks/lm_distillation.py                    # all arms × seeds 0 1 2, writes results/lm-distillation.json
-    python benchmarks/lm_distillation.py --steps 1000 --jobs 3
+    python benchmarks/lm_distillation.py --steps 300 --jobs 3     # what README quotes (2026-12-01)
 
 Every arm trains the same 2 × 88 GPT-2 student (1/11 of the teacher) for the same number of steps of 32 queries
 from the cached language-model teacher (kdlab.load_lm_teacher, built on first use), then scores it on the test
@@ -63,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes (one thread each)")
     parser.add_argument("--out", type=Path, default=RESULTS)

@@ -1,5 +1,13 @@
 """kdlab: knowledge distillation, taught with notebooks (Hinton et al. 2015, https://arxiv.org/abs/1503.02531)."""
 
+import logging as _logging
+
+# With the optional edge extra (requirements-edge.txt: ExecuTorch and its torchao), transformers imports torchao on
+# every model load, and torchao logs at WARNING that its CUDA-only libraries do not load on a CPU torch and that torch
+# registers two of its enums differently: advice a learner cannot act on. Errors still show.
+for _name in ("torchao", "torch.utils._pytree"):
+    _logging.getLogger(_name).setLevel(_logging.ERROR)
+
 from .cache import TeacherCache, TeacherSettings, cache_root, load_teacher_cache, teacher_from_cache, teacher_head
 from .checker import Finding, check_distillation_loss, format_findings
 from .conventions import convert_recipe

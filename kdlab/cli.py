@@ -92,7 +92,7 @@ def add_distill_lm(commands) -> None:
     seeds.add_argument("--seed", type=_non_negative_int, default=None, help="the students' seed (default 0)")
     seeds.add_argument("--seeds", type=_non_negative_int, nargs="+", default=None,
                        help="several student seeds, e.g. --seeds 0 1 2: the table shows mean ± std")
-    run.add_argument("--steps", type=_positive_int, default=400, help="training steps per student (default 400)")
+    run.add_argument("--steps", type=_positive_int, default=300, help="training steps per student (default 300, as in the benchmark)")
     run.add_argument("--batch-size", type=_positive_int, default=32, help="queries per step (default 32)")
     run.add_argument("--temperature", type=_temperature, default=1.0, help="T of the token-level losses (default 1)")
     run.add_argument("--samples", type=_positive_int, default=200,

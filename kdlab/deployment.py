@@ -1,8 +1,9 @@
 """Deployment: how big, how fast and how faithful a model is once it leaves the notebook.
 
 Size on disk, batch-1 latency (median and p95), dynamic int8 quantization, export with torch.export to a
-self-contained ONNX file that ONNX Runtime runs without kdlab or torch (float and ORT's own int8), and a check
-that a converted model still predicts what the original did.
+self-contained ONNX file that ONNX Runtime runs without kdlab or torch (float and ORT's own int8), lowering to an
+ExecuTorch .pte file (XNNPACK; the optional extra in requirements-edge.txt), a per-query energy estimate from
+operation counts, and a check that a converted model still predicts what the original did.
 Timings on a shared or busy CPU are noisy: compare models measured in the same run, never across runs.
 """
 
@@ -364,6 +365,181 @@ def quantize_onnx_static_int8(path: str | Path, int8_path: str | Path, calibrati
     return int8_path
 
 
+# --- ExecuTorch: the runtime that ships inside phone apps (an optional extra: requirements-edge.txt) ---
+
+EDGE_REQUIREMENTS = "requirements-edge.txt"
+
+
+class MissingEdgeExtra(ImportError):
+    """ExecuTorch is not installed: an optional extra (~215 MB), left out of the Binder image to fit its 2 GB budget."""
+
+
+def _executorch_modules():
+    """(to_edge_transform_and_lower, XnnpackPartitioner, Runtime), or MissingEdgeExtra saying what to install."""
+    try:
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+        from executorch.runtime import Runtime
+    except ImportError as problem:
+        raise MissingEdgeExtra(
+            f"ExecuTorch is an optional extra, not installed here ({problem}). Install it with "
+            f"`pip install -r {EDGE_REQUIREMENTS}` from the repository root (about 215 MB; Binder leaves it out), "
+            "then restart the kernel.") from None
+    return to_edge_transform_and_lower, XnnpackPartitioner, Runtime
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide what C++ code writes to file descriptor 2 (ExecuTorch's runtime logs CPU probing at start); keep Python's."""
+    import sys
+
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (some embedded interpreters): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _position_cap(model: nn.Module, default: int = 512) -> int:
+    """The longest input a model takes: its position table's size (BERT family), else `default`."""
+    sizes = [m.num_embeddings for name, m in model.named_modules()
+             if name.endswith("position_embeddings") and isinstance(m, nn.Embedding)]
+    return min(sizes + [default])
+
+
+def export_executorch(model: nn.Module, example_tokens: Tokens, path: str | Path) -> Path:
+    """A .pte file for ExecuTorch, the runtime inside phone apps, lowered to XNNPACK's CPU kernels (notebook 08).
+
+    One query at a time (batch 1, as an app answers one user) of any length from 2 tokens to the model's position limit
+    (512 for a bag student): XNNPACK's reshapes take only one dynamic axis. A BagStudent is lowered in its `exportable`
+    form (the prebuilt runtime has no EmbeddingBag kernel). Needs the optional extra: `pip install -r requirements-edge.txt`.
+    `cached_executorch` keeps the file in .cache, since lowering takes tens of seconds.
+    """
+    path = Path(path)
+    if path.suffix != ".pte":
+        raise ValueError(f"path must end in .pte, got {str(path)!r}")
+    _check_tokens(example_tokens, "example_tokens")
+    lower, Partitioner, _ = _executorch_modules()  # before any work: say what to install first
+    model = exportable(model)
+    length = int(example_tokens.attention_mask[0].sum())
+    cap = _position_cap(model)
+    if not 2 <= length <= cap:
+        raise ValueError(f"the first row of example_tokens has {length} real tokens; it needs 2 to {cap} for the length "
+                         "to stay free: pass real queries, e.g. cache.tokens['dev'].select(range(8))")
+    one = example_tokens.select([0])
+    inputs = (one.input_ids[:, :length].contiguous(), one.attention_mask[:, :length].contiguous())
+    _dynamic_example(model, Tokens(*(torch.cat([x, x]) for x in inputs)))  # the student protocol, checked with a clear error
+    sequence = torch.export.Dim("sequence", min=2, max=cap)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # transformers probes renamed attributes while tracing
+        program = torch.export.export(model, inputs, dynamic_shapes=({1: sequence}, {1: sequence}))
+        lowered = lower(program, partitioner=[Partitioner()]).to_executorch()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(lowered.buffer)
+    return path
+
+
+def cached_executorch(model: nn.Module, example_tokens: Tokens) -> Path:
+    """The model's .pte file from .cache, lowered with export_executorch the first time only (notebook 08).
+
+    Lowering takes tens of seconds on a CPU; the file is keyed by the model's class and every weight's checksum (and
+    the torch and executorch versions), so a retrained or changed model gets a new file, never a stale one.
+    """
+    import importlib.metadata
+
+    from .cache import cache_root
+
+    _check_float_student(model)
+    _check_tokens(example_tokens, "example_tokens")
+    _executorch_modules()  # say what to install before any work
+    digest = hashlib.sha256(f"{type(model).__qualname__} torch {torch.__version__} executorch "
+                            f"{importlib.metadata.version('executorch')}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name} {tensor_checksum(tensor)}".encode())
+    path = cache_root() / "executorch" / f"{type(model).__name__}-{digest.hexdigest()[:16]}.pte"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".pte")
+    os.close(handle)
+    try:  # written under a temporary name and renamed: a crash never leaves a half-written program behind
+        export_executorch(model, example_tokens, partial)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass
+class ExecuTorchModel:
+    """A loaded .pte program's forward method and the longest query it accepts (from the file's memory plan)."""
+
+    method: object
+    max_length: int
+
+    def __call__(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Logits for one query (a 1 × length batch, no padding), as the phone app would get them."""
+        return self.method.execute((input_ids, attention_mask))[0]
+
+
+def executorch_program(path: str | Path, threads: int = 1) -> ExecuTorchModel:
+    """Load a .pte file into ExecuTorch's runtime (its Python bindings; a phone app calls the same C++) (notebook 08).
+
+    `threads`: the size of XNNPACK's thread pool, shared by every loaded program (default 1: a phone core, and fair
+    next to 1-thread torch and ONNX Runtime).
+    """
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".pte":
+        raise ValueError(f"path must be an existing .pte file (write one with export_executorch), got {str(path)!r}")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads must be an integer ≥ 1, got {threads!r}")
+    _, _, Runtime = _executorch_modules()
+    from executorch.extension.pybindings import portable_lib
+
+    with _quiet_native_stderr():
+        if portable_lib._threadpool_get_thread_count() != threads:
+            portable_lib._unsafe_reset_threadpool(threads)  # "unsafe" only while a program runs; none does here
+        try:
+            program = Runtime.get().load_program(path)
+            method = program.load_method("forward")
+        except RuntimeError as problem:
+            raise ValueError(f"{str(path)!r} is not a program ExecuTorch can load: {str(problem).splitlines()[0]}") from None
+    meta = method.metadata
+    if meta.num_inputs() != len(ONNX_INPUTS):
+        raise ValueError(f"{str(path)!r} takes {meta.num_inputs()} inputs; a model from export_executorch takes "
+                         f"{', '.join(ONNX_INPUTS)}")
+    return ExecuTorchModel(method, int(meta.input_tensor_meta(0).sizes()[1]))
+
+
+def executorch_logits(program: ExecuTorchModel, tokens: Tokens) -> Tensor:
+    """Logits for every row, one query at a time with its padding trimmed, like predict_logits (notebook 08)."""
+    if not isinstance(program, ExecuTorchModel):
+        raise ValueError(f"program must come from executorch_program(path), got {type(program).__name__}")
+    _check_tokens(tokens, "tokens")
+    lengths = tokens.attention_mask.sum(dim=1)
+    right_padded = tokens.attention_mask == (torch.arange(tokens.attention_mask.shape[1]) < lengths[:, None])
+    if not bool(right_padded.all()):
+        raise ValueError("tokens must be padded on the right (mask 1…1 0…0 per row), as kdlab's tokenizers pad")
+    too_long = int(lengths.max())
+    if too_long > program.max_length or int(lengths.min()) < 2:
+        raise ValueError(f"every row must have 2 to {program.max_length} real tokens for this program, "
+                         f"got {int(lengths.min())} to {too_long}: trim or drop those rows")
+    rows = []
+    for row, length in enumerate(lengths.tolist()):
+        ids = tokens.input_ids[row:row + 1, :length].contiguous()
+        rows.append(program(ids, tokens.attention_mask[row:row + 1, :length].contiguous()))
+    return torch.cat(rows)
+
+
 def file_size_mb(path: str | Path) -> float:
     """Megabytes (10⁶ bytes) of a file: what a phone downloads for an exported model (notebook 08)."""
     path = Path(path)
@@ -650,7 +826,8 @@ def _check_tokens(tokens: Tokens, name: str) -> None:
 
 
 __all__ = [
-    "BENCHMARK_RESULTS", "DEPLOYMENT_EPOCHS", "ENERGY_PJ_45NM", "EnergyEstimate", "energy_estimate", "HEAD_FROM_TEACHER", "Agreement", "BenchmarkResults", "Int8Lookup", "Latency",
+    "BENCHMARK_RESULTS", "DEPLOYMENT_EPOCHS", "EDGE_REQUIREMENTS", "ExecuTorchModel", "MissingEdgeExtra",
+    "cached_executorch", "export_executorch", "executorch_logits", "executorch_program", "ENERGY_PJ_45NM", "EnergyEstimate", "energy_estimate", "HEAD_FROM_TEACHER", "Agreement", "BenchmarkResults", "Int8Lookup", "Latency",
     "BagAsEmbedding", "ONNX_INPUTS", "benchmark_results", "deployment_row", "export_onnx", "export_program", "exportable",
     "file_size_mb", "results_frame", "latency_ms", "load_student_file", "onnx_feed", "onnx_predict_logits", "onnx_session",
     "program_module", "quantize_onnx_int8", "quantize_onnx_static_int8", "pareto_front", "quantize_dynamic_int8", "same_predictions", "save_student_file",

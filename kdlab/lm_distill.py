@@ -325,7 +325,7 @@ def check_arms_and_seeds(arms, seeds) -> tuple[list[str], list[int]]:
     return arms, [int(seed) for seed in seeds]
 
 
-def compare_lm_arms(teacher: LMTeacher, arms=ARMS, seeds=(0,), steps: int = 400, samples: int = 200,
+def compare_lm_arms(teacher: LMTeacher, arms=ARMS, seeds=(0,), steps: int = 300, samples: int = 200,
                     progress: bool = False, **train_settings) -> dict:
     """Train every arm for every seed at one student size and step budget; perplexity, teacher-NLL of samples, diversity.
 
@@ -344,7 +344,8 @@ def compare_lm_arms(teacher: LMTeacher, arms=ARMS, seeds=(0,), steps: int = 400,
     start = time.perf_counter()
     teacher_texts = sample_queries(teacher.model, teacher.tokenizer, n=samples, seed=0)
     teacher_entry = {
-        "params": teacher.params, "test_perplexity": test_perplexity(teacher.model, teacher),
+        "params": teacher.params,  # measured when it was built, by the same test_perplexity
+        "test_perplexity": teacher.meta.get("test_perplexity") or test_perplexity(teacher.model, teacher),
         "teacher_nll_of_samples": teacher_nll_of_samples(teacher, teacher_texts), "distinct_2": distinct_n(teacher_texts, 2),
         "train_seconds": teacher.meta.get("train_seconds"), "steps": teacher.meta.get("steps"),
         "samples": teacher_texts[:8], "settings": teacher.meta.get("settings"),

@@ -273,17 +273,16 @@ def _build(path: Path, key: str, texts: dict[str, list[str]], settings: LMSettin
         history = train_language_model(model, tokenizer, texts["train"], settings.steps, settings.batch_size,
                                        settings.lr, settings.seed, settings.warmup_steps, progress, desc="LM teacher")
         train_seconds = time.perf_counter() - start
-    # generation defaults that fit the model: a query is at most max_length tokens, and sampling is the norm
-    model.generation_config.max_length = settings.max_length
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    meta = {
-        "key": key, "format": LM_CACHE_FORMAT, "data": data, "settings": asdict(settings),
-        "params": sum(p.numel() for p in model.parameters()), "vocab_size": len(tokenizer),
-        "steps": settings.steps, "train_seconds": train_seconds, "torch_threads": policy_threads()[0],
-        "final_train_loss": sum(h["loss"] for h in history[-20:]) / len(history[-20:]),
-        "test_perplexity": perplexity(model, tokenizer, texts["test"]),
-        "dev_perplexity": perplexity(model, tokenizer, texts["dev"]),
-    }
+        # generation defaults that fit the model: no room beyond its positions; pad is pad
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        meta = {
+            "key": key, "format": LM_CACHE_FORMAT, "data": data, "settings": asdict(settings),
+            "params": sum(p.numel() for p in model.parameters()), "vocab_size": len(tokenizer),
+            "steps": settings.steps, "train_seconds": train_seconds, "torch_threads": torch.get_num_threads(),
+            "final_train_loss": sum(h["loss"] for h in history[-20:]) / len(history[-20:]),
+            "test_perplexity": perplexity(model, tokenizer, texts["test"]),
+            "dev_perplexity": perplexity(model, tokenizer, texts["dev"]),
+        }
     partial = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-", suffix=".partial"))
     try:
         model.save_pretrained(partial / "model")

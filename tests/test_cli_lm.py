@@ -60,3 +60,18 @@ def test_a_tiny_run_writes_the_json_of_the_contract(tmp_path, monkeypatch, capsy
         assert entry["test_perplexity_std"] > 0  # two seeds, two different students
     assert results["settings"]["steps"] == 2 and results["settings"]["seeds"] == [0, 1]
     assert results["timings_s"]["total"] > 0
+
+
+def test_the_saved_benchmark_has_every_arm_three_seeds_and_a_student_a_tenth_the_size():
+    from kdlab.lm_distill import ARMS
+    from kdlab.results import read_benchmark_results
+
+    saved = read_benchmark_results(REPO / "benchmarks" / "results" / "lm-distillation.json",
+                                   measured_by="benchmarks/lm_distillation.py", command="python benchmarks/lm_distillation.py",
+                                   required=("teacher", "arms", "settings", "timings_s"))
+    arms = saved.meta["arms"]
+    assert set(arms) == set(ARMS) and [row["model"] for row in saved.rows] == ["teacher", *ARMS]
+    for entry in arms.values():
+        assert len(entry["test_perplexity_per_seed"]) == 3 and entry["fraction_of_teacher"] <= 0.1
+        # the mean is the mean of the seeds it lists
+        assert entry["test_perplexity"] == pytest.approx(sum(entry["test_perplexity_per_seed"]) / 3)

@@ -1,4 +1,4 @@
-"""Export: torch.export and ONNX Runtime give the eager model's logits at any batch size and length, int8 stays close.
+"""Export: torch.export, ONNX Runtime and ExecuTorch give the eager model's logits at any batch size and length, int8 stays close.
 
 Every comparison is against the same model run eagerly in torch (kdlab.training.predict_logits), on the toy cache
 of the tiny BERT (tests/conftest.py): a bag student, a truncated transformer student and the tiny teacher itself.
@@ -6,6 +6,7 @@ of the tiny BERT (tests/conftest.py): a bag student, a truncated transformer stu
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from torch import nn
 
 import kdlab
 from kdlab.deployment import (
-    BagAsEmbedding, export_onnx, export_program, exportable, file_size_mb, onnx_predict_logits, onnx_session,
+    BagAsEmbedding, MissingEdgeExtra, cached_executorch, executorch_logits, executorch_program, export_executorch, export_onnx,
+    export_program, exportable, file_size_mb, onnx_predict_logits, onnx_session,
     program_module, quantize_dynamic_int8, quantize_onnx_int8, quantize_onnx_static_int8,
 )
 from kdlab.tokens import Tokens
@@ -196,3 +198,110 @@ def test_energy_estimate_counts_the_bag_by_hand_and_ranks_the_models(models, toy
                                                + estimate.dram_bytes / 4 * pj["dram read per 32 bits"]) / 1e6)
     teacher = energy_estimate(models["teacher"], rows, max_queries=20)
     assert teacher.macs > estimate.macs and teacher.total_uj > energy_estimate(models["truncated"], rows, max_queries=20).total_uj
+
+
+# --- ExecuTorch (the optional edge extra, requirements-edge.txt; `make test` installs it) ---
+
+EDGE_KINDS = ("bag", "truncated")
+
+
+@pytest.fixture(scope="module")
+def pte_files(models, toy_cache, tmp_path_factory) -> dict[str, Path]:
+    """The bag and the truncated student lowered once to XNNPACK .pte files, traced on one dev query."""
+    pytest.importorskip("executorch.runtime", reason="ExecuTorch is the optional extra: pip install -r requirements-edge.txt")
+    folder = tmp_path_factory.mktemp("pte")
+    example = toy_cache.tokens["dev"].select(torch.arange(4))
+    return {kind: export_executorch(models[kind], example, folder / f"{kind}.pte") for kind in EDGE_KINDS}
+
+
+@pytest.mark.parametrize("kind", EDGE_KINDS)
+def test_executorch_gives_the_eager_predictions_on_every_row(models, pte_files, toy_cache, kind):
+    program = executorch_program(pte_files[kind])
+    rows = all_rows(toy_cache)  # 150 queries of 3 to full length: none the traced query's shape
+    assert len(set(rows.attention_mask.sum(dim=1).tolist())) >= 3
+    eager = predict_logits(models[kind], rows, batch_size=32)
+    lowered = executorch_logits(program, rows)
+    assert lowered.shape == eager.shape
+    disagreements = int((lowered.argmax(dim=1) != eager.argmax(dim=1)).sum())
+    assert disagreements == 0, f"{disagreements} of {len(rows)} rows predicted differently"
+    assert (lowered - eager).abs().max().item() < 1e-4
+
+
+def test_executorch_program_knows_its_longest_query(models, pte_files, toy_cache, tiny_bert):
+    import json
+
+    positions = json.loads((tiny_bert / "config.json").read_text())["max_position_embeddings"]
+    assert executorch_program(pte_files["truncated"]).max_length == positions  # the position table caps the length
+    assert executorch_program(pte_files["bag"]).max_length == 512  # a bag has no position table: the default cap
+    assert pte_files["bag"].read_bytes()[4:8] == b"ET12"  # an ExecuTorch flatbuffer (its file identifier)
+
+
+def test_executorch_refuses_bad_input_with_a_clear_message(models, pte_files, toy_cache, tmp_path):
+    example = toy_cache.tokens["dev"].select(torch.arange(4))
+    with pytest.raises(ValueError, match="path must end in .pte"):
+        export_executorch(models["bag"], example, tmp_path / "bag.onnx")
+    with pytest.raises(ValueError, match="torch int8 copy"):
+        export_executorch(quantize_dynamic_int8(models["bag"]), example, tmp_path / "bag.pte")
+    with pytest.raises(ValueError, match="has 1 real tokens; it needs 2 to 512"):
+        export_executorch(models["bag"], Tokens(torch.ones(2, 1, dtype=torch.long), torch.ones(2, 1, dtype=torch.long)),
+                          tmp_path / "bag.pte")
+    assert not (tmp_path / "bag.pte").exists()
+    with pytest.raises(ValueError, match="existing .pte file"):
+        executorch_program(tmp_path / "missing.pte")
+    garbage = tmp_path / "notes.pte"
+    garbage.write_bytes(b"not a program")
+    with pytest.raises(ValueError, match="not a program ExecuTorch can load"):
+        executorch_program(garbage)
+    with pytest.raises(ValueError, match="threads"):
+        executorch_program(pte_files["bag"], threads=0)
+    program = executorch_program(pte_files["bag"])
+    with pytest.raises(ValueError, match="executorch_program"):
+        executorch_logits(onnx_session, example)
+    left_padded = Tokens(torch.tensor([[0, 5, 6]]), torch.tensor([[0, 1, 1]]))
+    with pytest.raises(ValueError, match="padded on the right"):
+        executorch_logits(program, left_padded)
+    too_long = Tokens(torch.ones(1, 600, dtype=torch.long), torch.ones(1, 600, dtype=torch.long))
+    with pytest.raises(ValueError, match="2 to 512 real tokens"):
+        executorch_logits(program, too_long)
+
+
+def test_without_executorch_every_function_says_what_to_install(models, toy_cache, tmp_path, monkeypatch):
+    """Simulate a machine without the extra: Python refuses an import whose sys.modules entry is None."""
+    import sys
+
+    for name in ("executorch", "executorch.runtime", "executorch.exir",
+                 "executorch.backends.xnnpack.partition.xnnpack_partitioner"):
+        monkeypatch.setitem(sys.modules, name, None)
+    example = toy_cache.tokens["dev"].select(torch.arange(4))
+    with pytest.raises(MissingEdgeExtra, match=r"pip install -r requirements-edge\.txt") as missing:
+        export_executorch(models["bag"], example, tmp_path / "bag.pte")
+    assert isinstance(missing.value, ImportError)  # so `except ImportError` in a notebook catches it too
+    assert "optional extra" in str(missing.value)
+    assert not (tmp_path / "bag.pte").exists()  # refused before any work
+    fake = tmp_path / "some.pte"
+    fake.write_bytes(b"\0" * 16)
+    with pytest.raises(MissingEdgeExtra, match=r"pip install -r requirements-edge\.txt"):
+        executorch_program(fake)
+
+
+def test_cached_executorch_lowers_once_per_set_of_weights(models, pte_files, toy_cache, tmp_path, monkeypatch):
+    import kdlab.deployment as deployment
+
+    monkeypatch.setenv("KDLAB_CACHE", str(tmp_path))
+    example = toy_cache.tokens["dev"].select(torch.arange(4))
+    first = cached_executorch(models["bag"], example)
+    assert first.is_relative_to(tmp_path) and first.suffix == ".pte"
+    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temporary file left behind
+    rows = all_rows(toy_cache)
+    assert torch.allclose(executorch_logits(executorch_program(first), rows), predict_logits(models["bag"], rows), atol=1e-4)
+
+    def no_lowering(*args, **kwargs):
+        raise AssertionError("lowered again although the file is in the cache")
+
+    monkeypatch.setattr(deployment, "export_executorch", no_lowering)
+    assert cached_executorch(models["bag"], example) == first  # the same weights: the saved file, not a new lowering
+    changed = copy.deepcopy(models["bag"])
+    with torch.no_grad():
+        changed.classifier[-1].bias[0] += 1.0  # one weight changed
+    with pytest.raises(AssertionError, match="lowered again"):
+        cached_executorch(changed, example)  # other weights: another key, so it must lower
