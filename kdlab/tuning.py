@@ -7,6 +7,7 @@ score on **dev**; test is touched once, for the setting the dev set chose.
 
 from __future__ import annotations
 
+import gc
 import math
 import subprocess
 import sys
@@ -303,6 +304,8 @@ def distilbert_comparison(cache: TeacherCache, tokenizer, teacher_encoder: nn.Mo
                         "lr": train_options.get("lr", STUDENT_DEFAULTS[kind]["lr"]),
                         "params": run.params, "dev_accuracy": run.dev_accuracy, "seconds": run.seconds,
                         "dev_curve": run.history.column("dev_accuracy")})
+        del run  # before the next student is built: one transformer student in memory at a time (Binder has 2 GB)
+        gc.collect()
     return pd.DataFrame(results)
 
 
