@@ -9,11 +9,11 @@ docstring names the notebook that introduces it. `from kdlab import plots; plots
     teacher       notebook 01: token vectors, confusions
     soft_targets  notebook 02 (previewed in 00): softmax at T, entropy, which intents look alike
     loss          notebook 03: the two targets, why T², the high-T limit, the loss explorer's panels
-    training      notebook 05: learning curves, per-intent change
-    tuning        notebook 06: T × λ sweeps, label budgets, capacity, overfitting remedies
-    deployment    notebook 08: accuracy vs latency
-    beyond        notebook 09: an omitted intent, calibration, DistilBERT-style students
     conventions   notebook 04: one recipe spelled in each library, SGD vs Adam under a constant factor
+    training      notebook 05: learning curves, per-intent change
+    tuning        notebooks 06 and 07: T × λ sweeps, overfitting remedies (06); label budgets, capacity (07)
+    deployment    notebook 08: accuracy vs latency
+    beyond        notebooks 09 and 10: an omitted intent, calibration (09); DistilBERT-style students (10)
     lm            notebook 11: forward vs reverse KL as a picture, next-token distributions, the LM arms
 """
 
