@@ -162,8 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    return _report(results, args, start, format_results)
+
+
+def _report(results: dict, args, start: float, format_table) -> int:
+    """The end of every command: total time, the table on stdout, the JSON where --json asked; exit status 0."""
     results["timings_s"]["total"] = time.perf_counter() - start
-    print(format_results(results))
+    print(format_table(results))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
@@ -196,10 +201,4 @@ def distill_lm(args) -> int:
     except (ValueError, FileNotFoundError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    results["timings_s"]["total"] = time.perf_counter() - start
-    print(format_lm_results(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"results written to {args.json}")
-    return 0
+    return _report(results, args, start, format_lm_results)
