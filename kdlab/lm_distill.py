@@ -19,7 +19,6 @@ All token-level losses are `kdlab.generalized_jsd` with -100 on padding, so the 
 from __future__ import annotations
 
 import logging
-import math
 import random
 import statistics
 import time
@@ -32,7 +31,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .checks import check_beta, check_count, check_positive_number, check_probability, check_temperature
-from .lm_teacher import LMTeacher, encode_queries, lm_batches, lm_config, lm_labels, perplexity, sequence_nll
+from .lm_teacher import (LMTeacher, ce_loss, encode_queries, lm_batches, lm_config, lm_labels, perplexity,
+                         sequence_nll, warmup_cosine)
 from .losses import generalized_jsd
 
 ARMS = ("ce", "forward_kl", "reverse_kl", "sequence_kd", "on_policy")
@@ -110,12 +110,6 @@ def token_loss(student, teacher_model, input_ids: Tensor, attention_mask: Tensor
     return generalized_jsd(student_logits, teacher_logits, lm_labels(input_ids, attention_mask), beta=beta, temperature=temperature)
 
 
-def ce_loss(model, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-    """Mean next-token cross-entropy per predicted token (padding not counted)."""
-    nll, tokens = sequence_nll(model, input_ids, attention_mask)
-    return nll.sum() / tokens.sum()
-
-
 _TEACHER_SAMPLES: dict[tuple, list[str]] = {}  # (teacher folder, seed, n, temperature) → the teacher's own queries
 
 
@@ -148,9 +142,7 @@ def train_lm_arm(arm: str, teacher: LMTeacher, steps: int, seed: int = 0, temper
     else:
         texts = teacher.texts["train"]
     optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.01)
-    warmup = max(1, steps // 20)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (
-        1 + math.cos(math.pi * max(0, step - warmup) / max(1, steps - warmup))))
+    scheduler = warmup_cosine(optimizer, steps, warmup_steps=max(1, steps // 20))
     on_policy_from = round(warmup_fraction * steps) if arm == "on_policy" else steps
     coin = random.Random(seed)  # GKD's per-step draw: on-policy with probability λ
     history = []

@@ -203,6 +203,23 @@ def sequence_nll(model, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tens
     return nll.sum(dim=1), (labels != -100).sum(dim=1)
 
 
+def ce_loss(model, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    """Mean next-token cross-entropy per predicted token (padding not counted): the teacher's loss and the CE arms'."""
+    nll, tokens = sequence_nll(model, input_ids, attention_mask)
+    return nll.sum() / tokens.sum()
+
+
+def warmup_cosine(optimizer, steps: int, warmup_steps: int):
+    """The learning-rate schedule of every language model here: linear warm-up, then cosine decay to 0 at `steps`."""
+
+    def schedule(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, steps - warmup_steps)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
 @torch.no_grad()
 def perplexity(model, tokenizer, texts: list[str], batch_size: int = 256) -> float:
     """exp of the mean per-token NLL of the texts, teacher-forced, padding masked (every token weighs the same)."""
@@ -232,19 +249,12 @@ def train_language_model(model, tokenizer, texts: list[str], steps: int, batch_s
                          warmup_steps: int = 50, progress: bool = True, desc: str = "training") -> list[dict]:
     """Next-token cross-entropy on the texts with AdamW, linear warm-up then cosine decay; returns the loss per step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-
-    def schedule(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, steps - warmup_steps)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = warmup_cosine(optimizer, steps, warmup_steps)
     model.train()
     history = []
     bar = tqdm(lm_batches(tokenizer, texts, batch_size, steps, seed), total=steps, desc=desc, disable=not progress, leave=False)
     for step, (input_ids, attention_mask) in enumerate(bar):
-        nll, tokens = sequence_nll(model, input_ids, attention_mask)
-        loss = nll.sum() / tokens.sum()
+        loss = ce_loss(model, input_ids, attention_mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
