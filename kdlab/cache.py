@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -268,12 +269,19 @@ def _checksums(tensors: dict[str, Tensor]) -> str:
     return json.dumps({name: tensor_sha256(tensor) for name, tensor in sorted(tensors.items())})
 
 
-def _write(tensors: dict[str, Tensor], meta: dict, path: Path) -> None:
-    """Save with per-tensor checksums under a unique temporary name, then move it into place atomically."""
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}-", suffix=".partial")
+@contextmanager
+def atomic_file(path: Path, suffix: str = ".partial"):
+    """A unique temporary file next to `path` to write into, moved over `path` atomically when the block succeeds.
+
+    Every file kdlab keeps in its cache is written this way, so a crash leaves no half-written file and two runs
+    writing the same file at once both succeed (os.replace is atomic). `suffix` is the temporary name's ending,
+    for writers that insist on one (ExecuTorch's .pte).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(handle)
     try:
-        save_file(tensors, partial, metadata={"kdlab": json.dumps(meta), CHECKSUMS: _checksums(tensors)})
+        yield partial
         os.chmod(partial, 0o644)  # mkstemp makes it private; a shared cache folder should stay readable
         try:
             os.replace(partial, path)
@@ -283,6 +291,12 @@ def _write(tensors: dict[str, Tensor], meta: dict, path: Path) -> None:
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
+
+
+def _write(tensors: dict[str, Tensor], meta: dict, path: Path) -> None:
+    """Save with per-tensor checksums under a unique temporary name, then move it into place atomically."""
+    with atomic_file(path) as partial:
+        save_file(tensors, partial, metadata={"kdlab": json.dumps(meta), CHECKSUMS: _checksums(tensors)})
 
 
 def _one_line(error: BaseException) -> str:

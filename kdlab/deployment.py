@@ -455,7 +455,7 @@ def cached_executorch(model: nn.Module, example_tokens: Tokens) -> Path:
     """
     import importlib.metadata
 
-    from .cache import cache_root
+    from .cache import atomic_file, cache_root
 
     _check_float_student(model)
     _check_tokens(example_tokens, "example_tokens")
@@ -467,15 +467,8 @@ def cached_executorch(model: nn.Module, example_tokens: Tokens) -> Path:
     path = cache_root() / "executorch" / f"{type(model).__name__}-{digest.hexdigest()[:16]}.pte"
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".pte")
-    os.close(handle)
-    try:  # written under a temporary name and renamed: a crash never leaves a half-written program behind
+    with atomic_file(path, suffix=".pte") as partial:  # a crash never leaves a half-written program behind
         export_executorch(model, example_tokens, partial)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -723,18 +716,13 @@ def save_student_file(state: dict[str, Tensor], path: Path, recipe: dict) -> Non
     """
     from safetensors.torch import save_file
 
+    from .cache import atomic_file
+
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
     metadata = {"kdlab": json.dumps(recipe, sort_keys=True),
                 "sha256": json.dumps({name: tensor_checksum(tensor) for name, tensor in state.items()}, sort_keys=True)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    os.close(handle)
-    try:
+    with atomic_file(path) as partial:
         save_file(state, partial, metadata=metadata)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 def load_student_file(path: Path) -> tuple[dict[str, Tensor] | None, str]:
