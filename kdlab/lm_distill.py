@@ -277,12 +277,8 @@ def distinct_n(samples: list[str], n: int = 2) -> float:
 
 
 @torch.no_grad()
-def next_token_distribution(model, tokenizer, prefix: str, temperature: float = 1.0, top: int = 10):
-    """The model's most likely next tokens after `prefix` (e.g. "I lost my") at a temperature, as a table (notebook 11)."""
-    import pandas as pd
-
-    temperature = check_temperature(temperature)
-    check_count(top, "top")
+def next_token_logits(model, tokenizer, prefix: str) -> Tensor:
+    """The model's logits for the token after `prefix` (bos + the prefix's tokens), in eval mode and without a graph."""
     if not isinstance(prefix, str):
         raise ValueError(f"prefix must be a string, got {type(prefix).__name__}")
     ids = [tokenizer.bos_token_id] + tokenizer(prefix, add_special_tokens=False)["input_ids"]
@@ -291,12 +287,29 @@ def next_token_distribution(model, tokenizer, prefix: str, temperature: float = 
         raise ValueError(f"prefix is {len(ids)} tokens long; the model reads at most {limit}")
     was_training = model.training
     model.eval()
-    logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
     model.train(was_training)
+    return logits
+
+
+def top_next_tokens(logits: Tensor, tokenizer, temperature: float = 1.0, top: int = 10):
+    """The `top` most likely tokens of next-token logits at a temperature, as a table of token and probability."""
+    import pandas as pd
+
+    temperature = check_temperature(temperature)
+    check_count(top, "top")
     probabilities = torch.softmax(logits.double() / temperature, dim=-1)
     values, indices = probabilities.topk(min(top, len(probabilities)))
     tokens = [tokenizer.decode([int(i)]) for i in indices]
     return pd.DataFrame({"token": tokens, "probability": values.tolist()})
+
+
+def next_token_distribution(model, tokenizer, prefix: str, temperature: float = 1.0, top: int = 10):
+    """The model's most likely next tokens after `prefix` (e.g. "I lost my") at a temperature, as a table (notebook 11)."""
+    check_temperature(temperature)
+    check_count(top, "top")
+    return top_next_tokens(next_token_logits(model, tokenizer, prefix), tokenizer, temperature, top)
 
 
 # --- the whole comparison: every arm, every seed, one JSON (python -m kdlab distill-lm, benchmarks/lm_distillation.py) ---

@@ -635,23 +635,17 @@ class NextTokenExplorer:
 
     def update(self) -> None:
         """Recompute every model's next-token distribution after the prefix at T, then redraw."""
-        import torch
-
-        from .lm_distill import next_token_distribution
+        from .lm_distill import next_token_logits, top_next_tokens
 
         prefix, t, top = self.prefix.value, float(self.temperature.value), int(self.top.value)
-        try:
-            self.current = {name: next_token_distribution(model, self.tokenizer, prefix, temperature=t, top=top)
-                            for name, model in self.models.items()}
+        try:  # one forward pass per model gives both the table and the entropy
+            logits = {name: next_token_logits(model, self.tokenizer, prefix) for name, model in self.models.items()}
         except ValueError as problem:  # e.g. a prefix longer than the model reads: say so, keep the last picture
             self.stats.value = f"<b>{problem}</b>"
             return
-        ids = [self.tokenizer.bos_token_id] + self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
-        self.current_entropy_bits = {}
-        for name, model in self.models.items():
-            with torch.no_grad():
-                logits = model(input_ids=torch.tensor([ids])).logits[0, -1].double().numpy()
-            self.current_entropy_bits[name] = float(plots.entropy_bits(plots.softmax(logits, t)))
+        self.current = {name: top_next_tokens(z, self.tokenizer, temperature=t, top=top) for name, z in logits.items()}
+        self.current_entropy_bits = {name: float(plots.entropy_bits(plots.softmax(z.double().numpy(), t)))
+                                     for name, z in logits.items()}
         parts = [f"<b>{plots.ARM_LABELS.get(name, name)}</b>: entropy <b>{bits:.2f} bits</b> "
                  f"≈ {2 ** bits:.1f} equally likely tokens" for name, bits in self.current_entropy_bits.items()]
         self.stats.value = (f"<div style='font-size:1.1em'>After <i>“{prefix}”</i> at T = {t:.2f}"
