@@ -83,11 +83,6 @@ def run_strict_many(notebooks, path: Path, timeout: int = 600) -> list[dict[int,
     return [_errors(executed) for executed in copies]
 
 
-def run_strict(nb, path: Path, timeout: int = 600) -> dict[int, str]:
-    """Execute every cell (errors recorded, not fatal) with KDLAB_EXERCISES=strict; return {cell index: error name}."""
-    return run_strict_many([nb], path, timeout)[0]
-
-
 def check_notebook(path: Path) -> list[str]:
     """Both runs of one notebook; the problems found, in words (empty when the contract holds)."""
     nb = nbformat.read(path, as_version=4)
