@@ -42,6 +42,14 @@ def common_args(root, name):
                 dataloader_num_workers=0)
 
 
+def assert_three_steps_train(trainer, before) -> None:
+    """Train: three logged losses, all finite, and the student's weights moved from `before`."""
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 3 and all(math.isfinite(loss) for loss in losses)
+    assert not torch.equal(before, weights(trainer.model))
+
+
 def test_gkd_trainer_runs_three_steps_on_the_kdlab_pair(hub_folders):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -56,10 +64,7 @@ def test_gkd_trainer_runs_three_steps_on_the_kdlab_pair(hub_folders):
     args = GKDConfig(**common_args(root, "gkd"), lmbda=0.5, beta=0.5, temperature=1.0, max_new_tokens=8, max_length=48)
     trainer = GKDTrainer(model=student, teacher_model=str(root / "teacher"), args=args, train_dataset=data,
                          processing_class=tokenizer)
-    trainer.train()
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    assert len(losses) == 3 and all(math.isfinite(loss) for loss in losses)
-    assert not torch.equal(before, weights(trainer.model))
+    assert_three_steps_train(trainer, before)
 
 
 @pytest.mark.skipif(not hasattr(trl, "DistillationTrainer"), reason="this TRL has no DistillationTrainer")
@@ -76,7 +81,4 @@ def test_distillation_trainer_runs_three_steps_on_the_kdlab_pair(hub_folders):
     args = DistillationConfig(**common_args(root, "distillation"), beta=1.0, temperature=1.0, max_completion_length=8)
     trainer = DistillationTrainer(model=student, teacher_model=str(root / "teacher"), args=args, train_dataset=data,
                                   processing_class=tokenizer)
-    trainer.train()
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    assert len(losses) == 3 and all(math.isfinite(loss) for loss in losses)
-    assert not torch.equal(before, weights(trainer.model))
+    assert_three_steps_train(trainer, before)
