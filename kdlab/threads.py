@@ -5,11 +5,14 @@ quota-limited CPU (a Binder session sees every host core but may use one), and g
 every machine. So the policy is: the count `OMP_NUM_THREADS` names when it is set (binder/start sets it to
 the session's CPU quota; set it yourself to use more cores), else 1. Every place that sets torch's thread
 count calls this module; nothing else calls `torch.set_num_threads`.
+
+The module also holds the one rule for Python threads and transformers: `model_building()` (below).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -52,3 +55,18 @@ def threads(count: int) -> Iterator[None]:
         yield
     finally:
         set_threads(previous)
+
+
+# transformers 5's from_pretrained swaps PreTrainedModel.tie_weights for a no-op class-wide while it loads
+# (transformers.initialization.no_tie_weights) and puts back whatever it found. Two loads in two threads at once
+# can put the no-op back for good, and every GPT-2 built afterwards in that process has an untied output layer:
+# 12 % more parameters and a different model. (transformers PR 44940 proposes a per-thread flag.) The lock makes
+# kdlab's loads and builds of transformers models take turns.
+_MODEL_BUILDING = threading.RLock()
+
+
+@contextmanager
+def model_building() -> Iterator[None]:
+    """Load or build one transformers model at a time, because from_pretrained's weight-tying switch is process-wide."""
+    with _MODEL_BUILDING:
+        yield

@@ -17,7 +17,7 @@ from torch import nn
 import kdlab
 from kdlab.deployment import (
     DEPLOYMENT_EPOCHS, HEAD_FROM_TEACHER, benchmark_results, deployment_row, export_onnx, export_program, file_size_mb,
-    latency_ms, onnx_predict_logits, onnx_session, pareto_front, program_module, quantize_dynamic_int8, quantize_onnx_int8,
+    latency_ms, length_growth, onnx_predict_logits, onnx_session, pareto_front, program_module, quantize_dynamic_int8, quantize_onnx_int8,
     results_frame, same_predictions, size_on_disk_mb, trained_student,
 )
 from kdlab.students import build_student
@@ -163,6 +163,45 @@ def test_latency_measures_a_model_of_known_speed(test_rows):
     # Median and p95 of 20 samples, by hand: the mean of the 10th and 11th, and 5% of the way from the 19th to the 20th.
     assert latency.median_ms == pytest.approx((samples[9] + samples[10]) / 2)
     assert latency.p95_ms == pytest.approx(samples[18] + 0.05 * (samples[19] - samples[18]))
+
+
+class LengthSleepyModel(nn.Module):
+    """A model whose cost grows with the query: 1 ms of sleep per real token."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask):
+        time.sleep(0.001 * int(attention_mask.sum()))
+        return torch.zeros(len(input_ids), 3)
+
+
+def _rows_of_length(length: int, count: int = 4) -> Tokens:
+    """`count` queries of exactly `length` real tokens."""
+    ids = torch.full((count, length), 5, dtype=torch.long)
+    return Tokens(ids, torch.ones_like(ids))
+
+
+def test_length_growth_tells_a_length_bound_model_from_a_fixed_cost_one():
+    short, long = _rows_of_length(4), _rows_of_length(16)
+    # By hand: 16 ms against 4 ms of sleep is 4×; sleep only ever overshoots, by about the same at both lengths.
+    assert 2.5 < length_growth(LengthSleepyModel(), short, long, repeats=10, warmup=1) <= 4.0 + 0.5
+    assert 0.6 < length_growth(SleepyModel(), short, long, repeats=10, warmup=1) < 1.6  # 5 ms whatever the length
+
+
+def test_length_growth_times_short_and_long_queries_in_turn():
+    seen = []
+
+    class Recorder(nn.Module):
+        def forward(self, input_ids, attention_mask):
+            seen.append(int(attention_mask.sum()))
+            return torch.zeros(len(input_ids), 3)
+
+    length_growth(Recorder(), _rows_of_length(2), _rows_of_length(7), repeats=3, warmup=1)
+    assert seen == [2, 7] * 4  # one short, one long, four times (one warm-up round): background load hits both alike
+    with pytest.raises(ValueError, match="long"):
+        length_growth(Recorder(), _rows_of_length(2), "a long query")
 
 
 def test_latency_of_a_bag_student_is_well_under_a_second(bag, test_rows):

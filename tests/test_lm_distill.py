@@ -174,10 +174,8 @@ def test_sequence_kd_trains_on_the_teachers_own_samples(teacher):
 
 
 def test_the_default_student_has_at_most_a_tenth_of_the_default_teachers_parameters(teacher):
-    from transformers import GPT2LMHeadModel
-
     from kdlab.lm_distill import lm_student
-    from kdlab.lm_teacher import LMSettings, lm_config
+    from kdlab.lm_teacher import LMSettings, lm_config, new_gpt2
 
     class Vocabulary1500:  # the default tokenizer's shape, without building it
         bos_token_id, eos_token_id, pad_token_id, model_max_length = 1, 2, 0, LMSettings().max_length
@@ -186,7 +184,7 @@ def test_the_default_student_has_at_most_a_tenth_of_the_default_teachers_paramet
             return LMSettings().vocab_size
 
     s = LMSettings()
-    big = GPT2LMHeadModel(lm_config(Vocabulary1500(), s.layers, s.width, s.heads, s.max_length))
+    big = new_gpt2(lm_config(Vocabulary1500(), s.layers, s.width, s.heads, s.max_length))
     small = lm_student(Vocabulary1500())
     ratio = sum(p.numel() for p in small.parameters()) / sum(p.numel() for p in big.parameters())
     assert 0.05 < ratio <= 0.1, ratio

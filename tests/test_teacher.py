@@ -93,3 +93,41 @@ def test_utf16_without_bom_is_named(tmp_path):
     for encoding in ("utf-16-le", "utf-16-be"):
         with pytest.raises(ValueError, match="looks UTF-16 encoded"):
             _decode(tmp_path / "x.tsv", "text\tlabel\nhello\tcard\n".encode(encoding))
+
+
+def test_loads_in_four_threads_at_once_leave_gpt2_weight_tying_on(tiny_bert):
+    """from_pretrained switches tying off class-wide while it loads; kdlab's loads take turns, so it comes back on."""
+    import threading
+
+    from transformers.modeling_utils import PreTrainedModel
+
+    from kdlab.lm_teacher import lm_config, new_gpt2
+
+    original = PreTrainedModel.tie_weights
+    together = threading.Barrier(4)
+    errors = []
+
+    def load_three_times():
+        try:
+            together.wait(timeout=60)
+            for _ in range(3):
+                load_encoder(tiny_bert)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    workers = [threading.Thread(target=load_three_times) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert not errors, errors
+    assert PreTrainedModel.tie_weights is original
+
+    class Vocabulary:
+        bos_token_id, eos_token_id, pad_token_id = 1, 2, 0
+
+        def __len__(self):
+            return 300
+
+    model = new_gpt2(lm_config(Vocabulary(), layers=1, width=16, heads=2, max_length=16))
+    assert model.lm_head.weight is model.transformer.wte.weight  # tied: one matrix for input and output
