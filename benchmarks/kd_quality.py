@@ -4,15 +4,17 @@
     python benchmarks/kd_quality.py --section sweep       # T × λ on dev, 3 seeds (notebook 06's heatmap)
     python benchmarks/kd_quality.py --section all         # every section below, one after the other
 
-Sections: headline, sweep, low-label, low-label-honest, capacity, remedies, calibration, omit-class, distilbert. Each prints
+Sections: headline, sweep, low-label, low-label-honest, capacity, remedies, calibration, omit-class, distilbert, beyond. Each prints
 a Markdown table and writes benchmarks/results/<section>.json (rows + machine + date + settings), which
 the notebooks read to draw the full grids next to their own smaller live runs. Tuning sections score on
-dev; only the headline and low-label-honest (its K = --labels-per-class row) touch test. Timings are per run on the machine named in the table's header.
+dev; only the headline, low-label-honest (its K = --labels-per-class row) and beyond (which picks its best recipe on dev)
+touch test. Timings are per run on the machine named in the table's header.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -243,8 +245,52 @@ def distilbert(args, cache, tokenizer, encoder) -> dict:
             "keep_layers": args.keep_layers}
 
 
+def beyond(args, cache, tokenizer, encoder) -> dict:
+    """Notebook 12: the panel's teachers, then one bag student per recipe and seed (dev picks the best; test reports)."""
+    from kdlab.calibration import expected_calibration_error
+    from kdlab.ensemble import load_teacher_panel
+    from kdlab.recipes import RECIPES, teach
+    from kdlab.students import student_start
+    from kdlab.training import STUDENT_DEFAULTS, evaluate
+
+    start = time.perf_counter()
+    panel = load_teacher_panel(cache, progress=False)
+    panel_seconds = time.perf_counter() - start
+    teachers = [{"teacher": name, **{f"{split}_accuracy": panel.accuracy(name, split) for split in ("dev", "test")},
+                 "test_ece": expected_calibration_error(panel.logits[name]["test"], cache.labels["test"])}
+                for name in ("weak", "default", "ensemble")]
+    print(pd.DataFrame(teachers).round(4).pipe(markdown, index=False))
+    hparams = dict(STUDENT_DEFAULTS["bag"])
+
+    def run(name, seed, **extra):
+        chosen = RECIPES[name] if not extra else dataclasses.replace(RECIPES[name], **extra)
+        model = student_start("bag", cache, tokenizer, seed=seed)
+        began = time.perf_counter()
+        history = teach(model, cache, chosen, panel=panel, seed=seed, temperature=args.temperature, lam=args.lam,
+                        progress=False, make_student=lambda s: student_start("bag", cache, tokenizer, seed=s), **hparams)
+        return {"recipe": name, "seed": seed, "teacher": chosen.teacher, "augmented": chosen.augmented,
+                "hidden_weight": chosen.hidden_weight, "born_again": chosen.born_again,
+                "dev_accuracy": evaluate(model, cache.tokens["dev"], cache.labels["dev"]).accuracy,
+                "test_accuracy": evaluate(model, cache.tokens["test"], cache.labels["test"]).accuracy,
+                "final_dev_accuracy": history.epochs[-1]["dev_accuracy"], "seconds": time.perf_counter() - began}
+
+    names = [n for n in RECIPES if n != "best"] if args.recipes is None else args.recipes
+    rows = [run(name, seed) for name in names for seed in args.seeds]
+    frame = pd.DataFrame(rows)
+    print("\nbag student, mean ± std over seeds (dev chooses; test reports):\n")
+    summary = frame.groupby("recipe", sort=False).agg(dev=("dev_accuracy", mean_std), test=("test_accuracy", mean_std),
+                                                      seconds=("seconds", "mean"))
+    print(summary.round(1).pipe(markdown))
+    weights = [run("features", seed, hidden_weight=w) for w in args.feature_weights for seed in args.seeds]
+    print("\nfeature-loss weight (recipe 'features'), dev:\n")
+    print(pd.DataFrame(weights).groupby("hidden_weight").agg(dev=("dev_accuracy", mean_std), test=("test_accuracy", mean_std)).pipe(markdown))
+    return {"rows": rows, "teachers": teachers, "feature_weights": weights, "panel": panel.meta,
+            "panel_seconds": panel_seconds, "teacher_params": cache.meta["teacher_params"]}
+
+
 SECTIONS = {"headline": headline, "sweep": sweep, "low-label": low_label, "low-label-honest": low_label_honest, "capacity": capacity, "remedies": remedies,
-            "calibration": calibration, "omit-class": omit_class, "distilbert": distilbert}
+            "calibration": calibration, "omit-class": omit_class, "distilbert": distilbert,
+            "beyond": beyond}
 
 
 def main() -> None:
@@ -265,6 +311,8 @@ def main() -> None:
     parser.add_argument("--omit", nargs="+", default=["card_arrival", "exchange_rate", "lost_or_stolen_card"])
     parser.add_argument("--keep-layers", type=int, default=3)
     parser.add_argument("--distilbert-rows", type=int, default=None, help="train rows for the distilbert section (default all)")
+    parser.add_argument("--recipes", nargs="+", default=None, help="beyond: recipes to run (default: all but 'best')")
+    parser.add_argument("--feature-weights", type=float, nargs="+", default=[0.3, 1.0, 3.0], help="beyond: feature-loss weights on dev")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for <section>.json")
     args = parser.parse_args()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .checks import MAX_TEMPERATURE, check_count, check_lam, check_positive_number, check_temperature
 from .data import DEFAULT_DATA_DIR
+from .recipes import BEST, RECIPES
 from .students import STUDENT_KINDS
 
 
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep K labels per class; the rest of train becomes an unlabelled transfer set")
     run.add_argument("--teacher-finetune-epochs", type=_non_negative_int, default=0,
                      help="fine-tune the whole teacher (about 6 min per epoch on 2 CPU cores) instead of a head on frozen features")
+    run.add_argument("--recipe", default="default", choices=list(RECIPES), metavar="NAME",
+                     help="how the KD student is taught (notebook 12): " + "; ".join(f"{name}: {r.summary}" for name, r in RECIPES.items() if name != "best")
+                          + f"; best = {BEST}, the highest on dev (default: default)")
     run.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this file")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     add_distill_lm(commands)
@@ -97,6 +101,9 @@ def add_distill_lm(commands) -> None:
     run.add_argument("--temperature", type=_temperature, default=1.0, help="T of the token-level losses (default 1)")
     run.add_argument("--samples", type=_positive_int, default=200,
                      help="queries each student samples for the teacher-NLL and distinct-2 (default 200)")
+    run.add_argument("--recipe", default="default", choices=list(RECIPES), metavar="NAME",
+                     help="how the KD student is taught (notebook 12): " + "; ".join(f"{name}: {r.summary}" for name, r in RECIPES.items() if name != "best")
+                          + f"; best = {BEST}, the highest on dev (default: default)")
     run.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this file")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -157,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             data=args.data, teacher=args.teacher, student=args.student, temperature=args.temperature, lam=args.lam,
             epochs=args.epochs, seeds=args.seeds or [args.seed or 0], labels_per_class=args.labels_per_class,
             teacher_settings=TeacherSettings(finetune_epochs=args.teacher_finetune_epochs, seed=args.teacher_seed),
-            progress=not args.quiet,
+            progress=not args.quiet, recipe=args.recipe,
         )
     except (ValueError, FileNotFoundError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -13,6 +13,9 @@ import torch
 from .cache import TeacherSettings, load_teacher_cache, teacher_from_cache
 from .checks import check_count, check_lam, check_temperature
 from .data import DEFAULT_DATA_DIR, low_label_split, load_splits
+from .ensemble import load_teacher_panel
+from .recipes import teach
+from .recipes import recipe as find_recipe
 from .students import STUDENT_KINDS, count_parameters, student_start
 from .teacher import load_encoder
 from .training import STUDENT_DEFAULTS, default_device, evaluate, throughput, train_student
@@ -45,13 +48,19 @@ def distill(
     teacher_settings: TeacherSettings = TeacherSettings(),
     progress: bool = True,
     measure_teacher_speed: bool = True,
+    recipe: str = "default",
 ) -> dict:
     """Run teacher → CE-only student → KD student for each seed; return accuracies (mean ± std), sizes, speeds, timings.
 
     The teacher (and its cache) depends only on `teacher_settings` (its own seed), so every student seed is
-    taught by the same teacher: the spread over `seeds` is the students' alone.
+    taught by the same teacher: the spread over `seeds` is the students' alone. `recipe` names how the KD
+    student is taught (kdlab.recipes, notebook 12); the CE-only baseline is the same for every recipe.
     """
     temperature, lam = check_temperature(temperature), check_lam(lam)
+    chosen = find_recipe(recipe)
+    if chosen.needs_panel and teacher_settings.finetune_epochs > 0:
+        raise ValueError(f"recipe {recipe!r} builds its teachers on the frozen encoder's layers, which a fine-tuned "
+                         "teacher no longer matches; use --teacher-finetune-epochs 0 with it, or --recipe default")
     if student not in STUDENT_KINDS:
         raise ValueError(f"student must be one of {', '.join(STUDENT_KINDS)}, got {student!r}")
     if epochs is not None:
@@ -66,6 +75,11 @@ def distill(
     cache = load_teacher_cache(data, teacher, teacher_settings, splits=splits, progress=progress)
     timings["teacher_cache"] = time.perf_counter() - start
     encoder, tokenizer = load_encoder(teacher)
+    panel = None
+    if chosen.needs_panel:
+        start = time.perf_counter()
+        panel = load_teacher_panel(cache, teacher=teacher, progress=progress)
+        timings["teacher_panel"] = time.perf_counter() - start
     hparams = dict(STUDENT_DEFAULTS[student])
     if epochs is not None:
         hparams["epochs"] = epochs
@@ -85,10 +99,16 @@ def distill(
                 run_hparams["epochs"] = matched_epochs(hparams["epochs"], len(labelled), int(labelled.sum()), hparams["batch_size"])
                 run_hparams["early_stopping"] = BASELINE_PATIENCE
             start = time.perf_counter()
-            history = train_student(
-                model, cache, temperature=temperature, lam=run_lam, seed=seed, rows=rows, labelled=labelled,
-                device=device, progress=progress, **run_hparams,
-            )
+            if name == "student_kd" and recipe != "default":
+                history = teach(model, cache, chosen, panel=panel, labelled=labelled, seed=seed, temperature=temperature,
+                                lam=run_lam, device=device, progress=progress,
+                                make_student=lambda s: student_start(student, cache, tokenizer, teacher_encoder=encoder, seed=s),
+                                **run_hparams)
+            else:
+                history = train_student(
+                    model, cache, temperature=temperature, lam=run_lam, seed=seed, rows=rows, labelled=labelled,
+                    device=device, progress=progress, **run_hparams,
+                )
             timings[f"{name}_seed{seed}"] = time.perf_counter() - start
             test = evaluate(model, cache.tokens["test"], cache.labels["test"], device=device)
             runs[name].append({
@@ -98,6 +118,9 @@ def distill(
             })
     results = {name: _summary(per_seed) for name, per_seed in runs.items()}
     teacher_entry = {"test_accuracy": cache.accuracy("test"), "params": cache.meta["teacher_params"], "examples_per_s": None}
+    if panel is not None:  # the teacher the KD student actually learnt from
+        results["student_kd"]["taught_by"] = {"teacher": chosen.teacher, "test_accuracy": panel.accuracy(chosen.teacher),
+                                              "augmented_queries": len(panel.source) if chosen.augmented else 0}
     if measure_teacher_speed:
         teacher_model = teacher_from_cache(cache, teacher).to(device)
         teacher_entry["examples_per_s"] = throughput(teacher_model, cache.tokens["test"], device=device)
@@ -106,7 +129,7 @@ def distill(
         **results,
         "settings": {
             "data": str(data), "teacher": cache.meta["teacher"], "student": student, "temperature": temperature,
-            "lam": lam, "seeds": seeds, "teacher_seed": teacher_settings.seed, "labels_per_class": labels_per_class,
+            "lam": lam, "recipe": recipe, "seeds": seeds, "teacher_seed": teacher_settings.seed, "labels_per_class": labels_per_class,
             "device": str(device), "num_labels": len(cache.label_names), **hparams,
             "teacher_settings": cache.meta["settings"], "cache": str(cache.path),
         },

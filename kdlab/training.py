@@ -129,7 +129,9 @@ def train_student(
     Remedies for overfitting: `early_stopping=k` stops after k epochs without a better dev accuracy and
     restores the best weights; `token_dropout=p` hides each word piece with probability p (augmentation);
     `weight_decay` and `lr_decay` act through the optimiser. `hidden_weight=w` adds w·(1 − cos) between
-    the student's pooled sentence vector and the teacher's (DistilBERT's cosine loss).
+    the student's pooled sentence vector and the teacher's (DistilBERT's cosine loss); a student of another
+    width (the bag's 64-d against MiniLM's 384-d) is given a learned linear projection onto the teacher's
+    width first, trained with it and dropped afterwards (FitNets' regressor, notebook 12).
     """
     temperature, lam = check_temperature(temperature), check_lam(lam)
     epochs, batch_size = check_count(epochs, "epochs"), check_count(batch_size, "batch_size")
@@ -207,7 +209,9 @@ def _train(student, cache, rows, labelled, *, temperature, lam, epochs, batch_si
     tokens, labels, ids = cache.tokens["train"], cache.labels["train"], cache.ids["train"]
     generator = torch.Generator().manual_seed(seed)
     student.to(device)
-    optimizer = make_optimizer(student, lr, weight_decay, device)
+    projection = feature_projection(student, cache) if hidden_weight > 0 else None
+    trained = student if projection is None else nn.ModuleDict({"student": student, "projection": projection.to(device)})
+    optimizer = make_optimizer(trained, lr, weight_decay, device)
     steps_per_epoch = (len(rows) + batch_size - 1) // batch_size
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 1.0 - step / (epochs * steps_per_epoch) if lr_decay else 1.0
@@ -235,6 +239,7 @@ def _train(student, cache, rows, labelled, *, temperature, lam, epochs, batch_si
                 batch_labels.masked_fill(~batch_labelled, IGNORE_INDEX), temperature=temperature, lam=lam,
                 hidden_weight=hidden_weight,
                 teacher_features=cache.features_for("train", ids[batch_rows]).to(device) if hidden_weight > 0 else None,
+                projection=projection,
             )
             loss = step.loss
             if not torch.isfinite(loss):
@@ -305,19 +310,23 @@ def drop_tokens(batch: Tokens, probability: float, generator: torch.Generator) -
 
 
 def _check_hidden_loss(student: nn.Module, cache: TeacherCache) -> None:
-    """The cosine loss compares sentence vectors, so the student must expose one of the teacher's width."""
-    student_width = getattr(student, "feature_dim", None)
-    if student_width is None:
+    """The cosine loss compares sentence vectors, so the student must return one and say its width."""
+    if getattr(student, "feature_dim", None) is None:
         raise ValueError(
             f"hidden_weight > 0 needs a student that returns its sentence vector (return_features=True) and says "
             f"its width (feature_dim), as kdlab's students do; {type(student).__name__} does not"
         )
-    teacher_width = cache.features["train"].shape[1]
-    if student_width != teacher_width:
-        raise ValueError(
-            f"hidden_weight > 0 compares sentence vectors, but the student's are {student_width}-d and the "
-            f"teacher's {teacher_width}-d; use a student of the teacher's width (e.g. 'truncated')"
-        )
+
+
+def feature_projection(student: nn.Module, cache: TeacherCache) -> nn.Linear | None:
+    """A fresh linear map from the student's sentence vector to the teacher's width, or None when they match (notebook 12).
+
+    FitNets' regressor: a 64-d bag cannot equal a 384-d MiniLM vector, but a learned map of it can point the same
+    way. Drawn from the loop's seeded random stream, so a run stays reproducible.
+    """
+    _check_hidden_loss(student, cache)
+    student_width, teacher_width = student.feature_dim, cache.features["train"].shape[1]
+    return None if student_width == teacher_width else nn.Linear(student_width, teacher_width)
 
 
 @dataclass
@@ -342,11 +351,13 @@ def distillation_step(
     lam: float,
     hidden_weight: float = 0.0,
     teacher_features: Tensor | None = None,
+    projection: nn.Module | None = None,
 ) -> Step:
     """One forward pass and its loss, shared by train_student and the Trainer so they cannot drift.
 
     `labels` holds -100 for unlabelled rows (the loss's rule: every row weighs 1). With `hidden_weight` > 0 the
-    student's sentence vector is pulled towards the teacher's by w·(1 − cos) (DistilBERT's cosine loss).
+    student's sentence vector (mapped by `projection` first, when the widths differ) is pulled towards the
+    teacher's by w·(1 − cos) (DistilBERT's cosine loss).
     """
     if hidden_weight > 0:
         logits, features = student(input_ids, attention_mask, return_features=True)
@@ -357,6 +368,11 @@ def distillation_step(
     if features is not None:
         if teacher_features is None:
             raise ValueError("hidden_weight > 0 needs teacher_features: the teacher's sentence vectors for these rows")
+        if projection is not None:
+            features = projection(features)
+        if features.shape[-1] != teacher_features.shape[-1]:
+            raise ValueError(f"the student's sentence vectors are {features.shape[-1]}-d and the teacher's "
+                             f"{teacher_features.shape[-1]}-d: pass a projection (training.feature_projection)")
         cosine = (1.0 - torch.nn.functional.cosine_similarity(features, teacher_features.to(features.dtype), dim=1)).mean()
         loss = loss + hidden_weight * cosine
         hidden = cosine.detach()

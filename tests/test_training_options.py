@@ -7,6 +7,7 @@ import copy
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -240,15 +241,52 @@ def test_hidden_loss_reaches_the_gradient(cache, monkeypatch):
     assert checked > 5  # the encoder's weights really were pulled towards the teacher's sentence vectors
 
 
-def test_hidden_loss_needs_an_encoder_student_of_the_teachers_width(cache):
-    with pytest.raises(ValueError, match="compares sentence vectors, but the student's are 8-d"):
-        run(bag_student(), cache, hidden_weight=1.0)  # the bag's averaged embeddings: the wrong width
-    with pytest.raises(ValueError, match="8-d and the teacher's 16-d"):
-        run(encoder_student(hidden=8), cache, hidden_weight=1.0)
+def test_hidden_loss_refuses_a_student_without_a_sentence_vector_and_a_negative_weight(cache):
+    class Plain(nn.Module):  # logits only: nothing to compare with the teacher's vectors
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(1, CLASSES)
+
+        def forward(self, input_ids, attention_mask):
+            return self.linear(attention_mask.float().sum(1, keepdim=True))
+
+    with pytest.raises(ValueError, match="feature_dim"):
+        run(Plain(), cache, hidden_weight=1.0)
     with pytest.raises(ValueError, match="hidden_weight"):
         run(encoder_student(), cache, hidden_weight=-0.5)
-    # width does not matter when the loss is off
-    run(encoder_student(hidden=8), cache, hidden_weight=0.0)
+    run(encoder_student(hidden=8), cache, hidden_weight=0.0)  # width does not matter when the loss is off
+
+
+def test_a_narrower_student_gets_a_projection_and_the_step_matches_a_hand_cosine(cache):
+    from kdlab.training import distillation_step, feature_projection
+
+    student = bag_student(dropout=0.0)  # 8-d sentence vectors against the teacher's FEATURES-d
+    assert feature_projection(encoder_student(), cache) is None  # same width: nothing to learn
+    torch.manual_seed(3)
+    projection = feature_projection(student, cache)
+    assert (projection.in_features, projection.out_features) == (8, FEATURES)
+    batch = cache.tokens["train"].select(torch.arange(6))
+    teacher_logits, teacher_features = cache.logits["train"][:6], cache.features["train"][:6]
+    labels = cache.labels["train"][:6]
+    step = distillation_step(student, batch.input_ids, batch.attention_mask, teacher_logits, labels, temperature=2.0,
+                             lam=0.5, hidden_weight=0.7, teacher_features=teacher_features, projection=projection)
+    plain = distillation_step(student, batch.input_ids, batch.attention_mask, teacher_logits, labels, temperature=2.0, lam=0.5)
+    # by hand, in numpy: mean over rows of 1 − cos(P·f, t)
+    _, vectors = student(batch.input_ids, batch.attention_mask, return_features=True)
+    mapped = (vectors @ projection.weight.T + projection.bias).detach().numpy()
+    t = teacher_features.numpy()
+    cosine = (mapped * t).sum(1) / (np.linalg.norm(mapped, axis=1) * np.linalg.norm(t, axis=1))
+    assert step.hidden.item() == pytest.approx(float(np.mean(1 - cosine)), rel=1e-5)
+    assert step.loss.item() == pytest.approx(plain.loss.item() + 0.7 * float(np.mean(1 - cosine)), rel=1e-5)
+    with pytest.raises(ValueError, match="pass a projection"):
+        distillation_step(student, batch.input_ids, batch.attention_mask, teacher_logits, labels, temperature=2.0,
+                          lam=0.5, hidden_weight=0.7, teacher_features=teacher_features)
+
+
+def test_training_a_bag_student_with_the_feature_loss_lowers_it(cache):
+    history = run(bag_student(dropout=0.0), cache, hidden_weight=1.0, epochs=8, lr=3e-2)
+    hidden = history.column("hidden")
+    assert all(math.isfinite(h) for h in hidden) and hidden[-1] < hidden[0] - 0.05  # the projected vectors turned towards the teacher's
 
 
 # --- train accuracy, scored like dev ------------------------------------------------------------------------
