@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .augment import augment_tokens, concat_tokens
-from .cache import TeacherCache, atomic_file, check_cache_root, teacher_head
+from .cache import CHECKSUMS, CacheDamaged, TeacherCache, _checksums, atomic_file, check_cache_root, teacher_head, tensor_sha256
 from .checks import check_count, check_probability
 from .teacher import load_encoder, mean_pool
 from .tokens import Tokens
@@ -261,19 +261,25 @@ def _build(path: Path, cache: TeacherCache, key: str, settings: PanelSettings, t
             + [f"layer {last} {settings.neighbours}-nearest-neighbour vote (weight {settings.vote_weight:g})"],
             "edits": {how: edits.count(how) for how in sorted(set(edits))}}
     with atomic_file(path) as partial:
-        save_file(tensors, partial, metadata={"kdlab": json.dumps(meta)})
+        save_file(tensors, partial, metadata={"kdlab": json.dumps(meta), CHECKSUMS: _checksums(tensors)})
     return _read(path, cache, key)
 
 
 def _read(path: Path, cache: TeacherCache, key: str) -> TeacherPanel:
-    """Load a panel file, refusing one written for another teacher cache or settings."""
+    """Load a panel file, refusing a damaged one or one written for another teacher cache or settings."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        meta = json.loads(handle.metadata()["kdlab"])
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata()
+        meta, expected = json.loads(metadata["kdlab"]), json.loads(metadata[CHECKSUMS])
+        stored = load_file(str(path))
+    except Exception as error:  # noqa: BLE001 - a truncated or overwritten file raises many types
+        raise CacheDamaged(f"unreadable ({type(error).__name__})") from None
     if meta.get("key") != key or meta.get("format") != PANEL_FORMAT:
         raise ValueError(f"it was written for key {meta.get('key')}, expected {key}")
-    stored = load_file(str(path))
+    if set(stored) != set(expected) or any(tensor_sha256(stored[name]) != expected[name] for name in stored):
+        raise CacheDamaged("a tensor's checksum does not match: the file changed after it was written")
     logits = {name: {split: stored[f"{name}.{split}"] for split in SPLITS_SCORED} for name in TEACHERS}
     for split in ("train", "dev", "test"):
         if any(len(logits[name][split]) != len(cache.ids[split]) for name in TEACHERS):
