@@ -12,8 +12,10 @@ from .cache import TeacherCache, TeacherSettings, cache_root, load_teacher_cache
 from .checker import Finding, check_distillation_loss, format_findings
 from .conventions import convert_recipe
 from .data import DEFAULT_DATA_DIR, label_names, load_splits, low_label_split
+from .ensemble import PanelSettings, TeacherPanel, load_teacher_panel, student_as_teacher
 from .lm_distill import ARMS, LMRun, distinct_n, lm_student, next_token_distribution, sample_queries, teacher_nll_of_samples, test_perplexity, train_lm_arm
 from .lm_teacher import LMSettings, LMTeacher, encode_queries, load_lm_teacher
+from .recipes import RECIPES, Recipe, teach
 from .losses import KDTerms, distillation_loss, distillation_terms, generalized_jsd, soft_targets
 from . import threads
 from .students import STUDENT_KINDS, build_student, check_same_tokenizer, count_parameters, student_start
@@ -31,4 +33,5 @@ __all__ = [
     "format_findings", "generalized_jsd", "label_names", "load_encoder", "load_splits", "load_teacher_cache", "low_label_split",
     "mean_pool", "packaged_teacher_path", "predict_logits", "set_seed", "soft_targets", "student_start", "teacher_from_cache",
     "teacher_head", "threads", "throughput", "tokenize", "train_student", "use_policy_threads",
+    "PanelSettings", "RECIPES", "Recipe", "TeacherPanel", "load_teacher_panel", "student_as_teacher", "teach",
 ]

@@ -39,8 +39,9 @@ def augment_query(ids: list[int], how: str, probability: float, mask_id: int, ge
         for i, h in enumerate(hit[:-1]):
             if h:
                 inner[i], inner[i + 1] = inner[i + 1], inner[i]
-        if inner == list(ids[1:-1]):  # the swaps undid each other, or swapped equal pieces
-            inner[0], inner[1] = inner[1], inner[0]
+        if inner == list(ids[1:-1]):  # the swaps undid each other, or swapped equal pieces: swap two that differ
+            i = next((i for i in range(len(inner) - 1) if inner[i] != inner[i + 1]), 0)
+            inner[i], inner[i + 1] = inner[i + 1], inner[i]
     return first + inner + last
 
 

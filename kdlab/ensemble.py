@@ -4,7 +4,8 @@ One pass of the frozen encoder gives a mean-pooled sentence vector at every laye
 a panel of teachers without another minute of fine-tuning:
 
 - `default`: the cached teacher (a linear head on the last layer, notebook 01);
-- `weak`: a linear head on layer 3 of 6 — the teacher cut to half its depth, for "choosing the teacher";
+- `weak`: a linear head on the middle layer (3 of MiniLM's 6) — the teacher cut to half its depth, for
+  "choosing the teacher";
 - `ensemble`: seven heads — linear ones on the last three layers and four two-layer heads (MLPs, different
   seeds) on the last one — and a nearest-neighbour vote over the training queries, which errs differently from
   any head. Their class probabilities are averaged, the heads together weighing 3/4 and the vote 1/4 (the weight
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .augment import augment_tokens, concat_tokens
-from .cache import TeacherCache, atomic_file, check_cache_root, teacher_head
+from .cache import CHECKSUMS, CacheDamaged, TeacherCache, _checksums, atomic_file, check_cache_root, teacher_head, tensor_sha256
 from .checks import check_count, check_probability
 from .teacher import load_encoder, mean_pool
 from .tokens import Tokens
@@ -48,7 +49,7 @@ class PanelSettings:
 
     copies: int = 2  # augmented queries per training query
     probability: float = 0.15  # share of word pieces each augmented copy masks, drops or swaps
-    weak_layer: int = 3  # the weak teacher reads this layer (of 6 in MiniLM-L6)
+    weak_layer: int | None = None  # the layer the weak teacher reads; None = half the encoder's depth (3 of 6)
     mlp_members: int = 4  # two-layer heads on the last layer, one seed each
     neighbours: int = 10  # training queries in the nearest-neighbour vote
     vote_weight: float = 0.25  # the vote's share of the ensemble's probabilities (the heads share the rest)
@@ -59,7 +60,8 @@ class PanelSettings:
         check_count(self.copies, "copies", hint="augmented queries per training query, e.g. 2")
         if check_probability(self.probability, "probability") == 0:
             raise ValueError("probability must be > 0: with 0 every augmented query would equal its source")
-        check_count(self.weak_layer, "weak_layer", hint="an encoder layer, 1 = the first")
+        if self.weak_layer is not None:
+            check_count(self.weak_layer, "weak_layer", hint="an encoder layer, 1 = the first")
         check_count(self.mlp_members, "mlp_members", minimum=0)
         check_count(self.neighbours, "neighbours")
         check_probability(self.vote_weight, "vote_weight")
@@ -220,6 +222,10 @@ def _build(path: Path, cache: TeacherCache, key: str, settings: PanelSettings, t
     timings, start = {}, time.perf_counter()
     encoder, tokenizer = load_encoder(teacher)
     last = encoder.config.num_hidden_layers
+    if last < 2:
+        raise ValueError(f"the teacher panel needs an encoder of at least 2 layers (a weak teacher below the last); this one has {last}")
+    if settings.weak_layer is None:
+        settings = dataclasses.replace(settings, weak_layer=max(1, last // 2))
     if not 1 <= settings.weak_layer < last:
         raise ValueError(f"weak_layer must be between 1 and {last - 1} for this {last}-layer teacher, got {settings.weak_layer}")
     if tokenizer.mask_token_id is None:
@@ -261,19 +267,25 @@ def _build(path: Path, cache: TeacherCache, key: str, settings: PanelSettings, t
             + [f"layer {last} {settings.neighbours}-nearest-neighbour vote (weight {settings.vote_weight:g})"],
             "edits": {how: edits.count(how) for how in sorted(set(edits))}}
     with atomic_file(path) as partial:
-        save_file(tensors, partial, metadata={"kdlab": json.dumps(meta)})
+        save_file(tensors, partial, metadata={"kdlab": json.dumps(meta), CHECKSUMS: _checksums(tensors)})
     return _read(path, cache, key)
 
 
 def _read(path: Path, cache: TeacherCache, key: str) -> TeacherPanel:
-    """Load a panel file, refusing one written for another teacher cache or settings."""
+    """Load a panel file, refusing a damaged one or one written for another teacher cache or settings."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        meta = json.loads(handle.metadata()["kdlab"])
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata()
+        meta, expected = json.loads(metadata["kdlab"]), json.loads(metadata[CHECKSUMS])
+        stored = load_file(str(path))
+    except Exception as error:  # noqa: BLE001 - a truncated or overwritten file raises many types
+        raise CacheDamaged(f"unreadable ({type(error).__name__})") from None
     if meta.get("key") != key or meta.get("format") != PANEL_FORMAT:
         raise ValueError(f"it was written for key {meta.get('key')}, expected {key}")
-    stored = load_file(str(path))
+    if set(stored) != set(expected) or any(tensor_sha256(stored[name]) != expected[name] for name in stored):
+        raise CacheDamaged("a tensor's checksum does not match: the file changed after it was written")
     logits = {name: {split: stored[f"{name}.{split}"] for split in SPLITS_SCORED} for name in TEACHERS}
     for split in ("train", "dev", "test"):
         if any(len(logits[name][split]) != len(cache.ids[split]) for name in TEACHERS):

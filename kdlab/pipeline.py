@@ -54,7 +54,7 @@ def distill(
 
     The teacher (and its cache) depends only on `teacher_settings` (its own seed), so every student seed is
     taught by the same teacher: the spread over `seeds` is the students' alone. `recipe` names how the KD
-    student is taught (kdlab.recipes, notebook 12); the CE-only baseline is the same for every recipe.
+    student is taught (`kdlab.recipes`); the CE-only baseline is the same for every recipe.
     """
     temperature, lam = check_temperature(temperature), check_lam(lam)
     chosen = find_recipe(recipe)

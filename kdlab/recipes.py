@@ -20,7 +20,7 @@ from .training import History, train_student
 
 @dataclass(frozen=True)
 class Recipe:
-    """One way to teach the KD student; every field is off in `default` (notebook 05's plain KD)."""
+    """One way to teach the KD student, as `teach` takes it (notebook 12); every field off is plain KD."""
 
     teacher: str = "default"  # a TeacherPanel teacher: weak, default or ensemble
     augmented: bool = False  # add the teacher-labelled augmented queries (KD term only)

@@ -131,7 +131,7 @@ def train_student(
     `weight_decay` and `lr_decay` act through the optimiser. `hidden_weight=w` adds w·(1 − cos) between
     the student's pooled sentence vector and the teacher's (DistilBERT's cosine loss); a student of another
     width (the bag's 64-d against MiniLM's 384-d) is given a learned linear projection onto the teacher's
-    width first, trained with it and dropped afterwards (FitNets' regressor, notebook 12).
+    width first, trained with it and dropped afterwards (FitNets' regressor: `feature_projection`).
     """
     temperature, lam = check_temperature(temperature), check_lam(lam)
     epochs, batch_size = check_count(epochs, "epochs"), check_count(batch_size, "batch_size")
