@@ -15,6 +15,7 @@ docstring names the notebook that introduces it. `from kdlab import plots; plots
     deployment    notebook 08: accuracy vs latency
     beyond        notebooks 09 and 10: an omitted intent, calibration (09); DistilBERT-style students (10)
     lm            notebook 11: forward vs reverse KL as a picture, next-token distributions, the LM arms
+    panel         notebook 12: the capacity gap, the feature loss's weight, every recipe's students
 """
 
 from __future__ import annotations
@@ -68,3 +69,7 @@ __all__ = [
 from .conventions import plot_copied_recipe, plot_spelling_race  # notebook 04
 
 __all__ += ["plot_copied_recipe", "plot_spelling_race"]
+
+from .panel import recipe_summary, plot_teacher_vs_student, plot_feature_weights, plot_recipe_accuracy  # notebook 12
+
+__all__ += ["recipe_summary", "plot_teacher_vs_student", "plot_feature_weights", "plot_recipe_accuracy"]
