@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .style import FONT_SIZE, MODEL_COLORS, OKABE_ITO, _draws_on_axes, _new_axes_grid
+from .style import FONT_SIZE, MODEL_COLORS, OKABE_ITO, _draws_on_axes, _new_axes_grid, check_rows
 
 
 def _mean_std_by(rows: Sequence[dict], keys: Sequence[str], value: str) -> dict[tuple, tuple[float, float, int]]:
@@ -20,16 +20,6 @@ def _mean_std_by(rows: Sequence[dict], keys: Sequence[str], value: str) -> dict[
     for row in rows:
         groups.setdefault(tuple(row[k] for k in keys), []).append(float(row[value]))
     return {key: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)) for key, v in groups.items()}
-
-
-def _check_rows(rows: Sequence[dict], needed: Sequence[str], what: str) -> list[dict]:
-    rows = [dict(r) for r in rows]
-    if not rows:
-        raise ValueError(f"rows must contain at least one {what} row")
-    missing = [k for k in needed if k not in rows[0]]
-    if missing:
-        raise ValueError(f"rows must be {what} rows with keys {list(needed)}; missing {missing}")
-    return rows
 
 
 @_draws_on_axes(figsize=(10, 6.5))
@@ -121,7 +111,7 @@ def plot_omitted_class_recall(rows: Sequence[dict], title: str | None = None, *,
 
     Introduced in notebook 09 (09-What-Soft-Targets-Carry).
     """
-    rows = _check_rows(rows, ("class", "method", "test_recall_as_trained", "test_recall_after_shift"), "omit-class")
+    rows = check_rows(rows, ("class", "method", "test_recall_as_trained", "test_recall_after_shift"), "omit-class")
     classes = list(dict.fromkeys(r["class"] for r in rows))
     colors = [OKABE_ITO[c] for c in ("grey", "sky", "blue")]
     width = 0.8 / len(OMITTED_CLASS_BARS)
@@ -231,7 +221,7 @@ def plot_calibration_vs_temperature(rows: Sequence[dict], figure: Figure | None 
 
     Introduced in notebook 09 (09-What-Soft-Targets-Carry).
     """
-    rows = _check_rows(rows, ("model", "temperature", "dev_accuracy", "ece", "mean_confidence", "agreement_with_teacher"),
+    rows = check_rows(rows, ("model", "temperature", "dev_accuracy", "ece", "mean_confidence", "agreement_with_teacher"),
                        "calibration")
     for r in rows:
         r["overconfidence"] = r["mean_confidence"] - r["dev_accuracy"]
@@ -288,7 +278,7 @@ def plot_distilbert_comparison(
 
     Introduced in notebook 10 (10-DistilBERT-and-Scale-Out).
     """
-    rows = _check_rows(rows, ("start", "loss", "dev_accuracy"), "DistilBERT comparison")
+    rows = check_rows(rows, ("start", "loss", "dev_accuracy"), "DistilBERT comparison")
     starts = [s for s in DISTILBERT_STARTS if any(r["start"] == s for r in rows)]
     losses = [l for l in DISTILBERT_LOSSES if any(r["loss"] == l for r in rows)]
     stats = _mean_std_by(rows, ["start", "loss"], "dev_accuracy")

@@ -13,22 +13,12 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.axes import Axes
 
-from .style import FAMILY_COLORS, FONT_SIZE, OKABE_ITO, _draws_on_axes
+from .style import FAMILY_COLORS, FONT_SIZE, OKABE_ITO, _draws_on_axes, check_rows
 
 STUDENT_COLOR = FAMILY_COLORS["bag"]
 TEACHER_COLOR = FAMILY_COLORS["teacher"]
 LIVE_COLOR = OKABE_ITO["orange"]
 SPLITS = ("dev", "test")
-
-
-def _check_rows(rows: Sequence[Mapping], needed: Sequence[str], what: str) -> list[dict]:
-    rows = [dict(r) for r in rows]
-    if not rows:
-        raise ValueError(f"{what}: rows must hold at least one row (benchmark_results('beyond').rows)")
-    missing = [key for key in needed if key not in rows[0]]
-    if missing:
-        raise ValueError(f"{what}: rows lack {missing}; pass the rows of benchmarks/kd_quality.py --section beyond")
-    return rows
 
 
 def _check_split(split: str) -> str:
@@ -40,7 +30,7 @@ def _check_split(split: str) -> str:
 def recipe_summary(rows: Sequence[Mapping], split: str = "test", by: str = "recipe") -> dict:
     """Mean and standard deviation (over seeds, in %) of each recipe's accuracy, in first-seen order (notebook 12)."""
     split = _check_split(split)
-    rows = _check_rows(rows, (by, f"{split}_accuracy"), "recipe_summary")
+    rows = check_rows(rows, (by, f"{split}_accuracy"), "recipe_summary")
     groups: dict = {}
     for row in rows:
         groups.setdefault(row[by], []).append(100 * float(row[f"{split}_accuracy"]))
@@ -54,8 +44,8 @@ def plot_teacher_vs_student(teachers: Sequence[Mapping], rows: Sequence[Mapping]
     `teachers`: dicts with teacher and test_accuracy (the JSON's meta["teachers"]); `rows`: the benchmark's rows,
     of which the plain ones (no augmented set, no feature loss, not born-again) are used, grouped by teacher.
     """
-    teachers = _check_rows(teachers, ("teacher", "test_accuracy"), "plot_teacher_vs_student")
-    rows = _check_rows(rows, ("teacher", "augmented", "hidden_weight", "born_again", "test_accuracy"), "plot_teacher_vs_student")
+    teachers = check_rows(teachers, ("teacher", "test_accuracy"), "plot_teacher_vs_student")
+    rows = check_rows(rows, ("teacher", "augmented", "hidden_weight", "born_again", "test_accuracy"), "plot_teacher_vs_student")
     plain = [r for r in rows if not r["augmented"] and not r["hidden_weight"] and not r["born_again"]]
     students = recipe_summary(plain, "test", by="teacher") if plain else {}
     names = [t["teacher"] for t in teachers if t["teacher"] in students]
@@ -89,7 +79,7 @@ def plot_feature_weights(rows: Sequence[Mapping], *, ax: Axes, split: str = "dev
     'default' recipe's rows for weight 0. The weights sit at even spacing (0 cannot go on a log axis).
     """
     split = _check_split(split)
-    rows = _check_rows(rows, ("hidden_weight", f"{split}_accuracy"), "plot_feature_weights")
+    rows = check_rows(rows, ("hidden_weight", f"{split}_accuracy"), "plot_feature_weights")
     summary = recipe_summary(rows, split, by="hidden_weight")
     weights = sorted(summary)
     means, stds = [summary[w][0] for w in weights], [summary[w][1] for w in weights]

@@ -149,3 +149,15 @@ def _pair(student_logits, teacher_logits):
         raise ValueError(f"student_logits has shape {tuple(student.shape)} but teacher_logits has "
                          f"{tuple(teacher.shape)}; they must match")
     return student, teacher
+
+
+def check_rows(rows, needed, what: str) -> list[dict]:
+    """Benchmark rows as dicts, refused when empty or without the keys a figure draws (one rule for plots/)."""
+    rows = [dict(r) for r in rows]
+    if not rows:
+        raise ValueError(f"{what}: rows must hold at least one row")
+    missing = [key for key in needed if key not in rows[0]]
+    if missing:
+        raise ValueError(f"{what}: rows lack {missing}; each row needs {list(needed)}")
+    return rows
+
