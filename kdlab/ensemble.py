@@ -36,6 +36,7 @@ from .augment import augment_tokens, concat_tokens
 from .cache import CHECKSUMS, CacheDamaged, TeacherCache, _checksums, atomic_file, check_cache_root, teacher_head, tensor_sha256
 from .checks import check_count, check_probability
 from .teacher import load_encoder, mean_pool
+from .threads import policy_threads, threads
 from .tokens import Tokens
 
 PANEL_FORMAT = 1
@@ -138,7 +139,10 @@ def load_teacher_panel(cache: TeacherCache, settings: PanelSettings = PanelSetti
             return _read(path, cache, key)
         except (ValueError, KeyError, OSError) as error:
             print(f"rebuilding the teacher panel: {path.name} is unusable ({error})")
-    return _build(path, cache, key, settings, teacher, progress)
+    # kdlab's thread policy (OMP_NUM_THREADS, else 1), as for the language-model teacher: on a busy 2-core machine
+    # two threads that wait for each other at every operation made this build several times slower.
+    with threads(policy_threads()[0]):
+        return _build(path, cache, key, settings, teacher, progress)
 
 
 def layer_features(encoder: nn.Module, tokens: Tokens, layers: list[int], batch_size: int = 128,
@@ -263,6 +267,7 @@ def _build(path: Path, cache: TeacherCache, key: str, settings: PanelSettings, t
     tensors.update({"augmented.input_ids": augmented.input_ids.to(torch.int32), "augmented.attention_mask": augmented.attention_mask.to(torch.int8),
                     "augmented.source": source, "augmented.features": features["augmented"][last].contiguous()})
     meta = {"key": key, "format": PANEL_FORMAT, "cache": cache.key, "settings": asdict(settings), "timings_s": timings,
+            "torch_threads": torch.get_num_threads(),
             "members": [f"layer {layer} {'linear' if isinstance(h, nn.Linear) else 'MLP'}" for layer, h in members]
             + [f"layer {last} {settings.neighbours}-nearest-neighbour vote (weight {settings.vote_weight:g})"],
             "edits": {how: edits.count(how) for how in sorted(set(edits))}}
