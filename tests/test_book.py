@@ -9,7 +9,6 @@ fails the test, so the book cannot quietly depend on a CDN. Screenshots go to ar
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,9 +21,18 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 LESSONS = ["notebooks/00-Welcome", "notebooks/02-Soft-Targets-and-Temperature"]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-sys.path.insert(0, str(ROOT / "book"))
-import build as book_build  # noqa: E402  (book/build.py: the same build `make book` runs)
-import conf as book_conf  # noqa: E402  (book/conf.py: the widget-to-picture step, tested below without a build)
+
+
+def _load(name: str, path: Path):
+    """Import a file of book/ under a name of its own ("build" and "conf" are too common to put on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+book_build = _load("kdlab_book_build", ROOT / "book" / "build.py")  # the same build `make book` runs
+book_conf = _load("kdlab_book_conf", ROOT / "book" / "conf.py")  # its widget-to-picture step, tested without a build
 
 
 # --- the widget step alone: a state like the one nbclient records, turned into what a static page shows ---
