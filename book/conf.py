@@ -82,9 +82,9 @@ html_copy_source = False
 # --- widgets: the picture at the default setting instead of a "VBox(...)" stub ---
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-WIDGET_NOTE = ("<p class=\"kdlab-widget-note\"><em>An interactive widget: here is its picture at the default "
-               "setting. To move its controls, launch this lesson on Binder (the rocket button at the top of "
-               "the page) or run it in JupyterLab.</em></p>")
+WIDGET_NOTE = ("<p class=\"kdlab-widget-note\"><em>An interactive widget: here is the picture it showed when its "
+               "cell had run, at its default setting. To move its controls, launch this lesson on Binder (the "
+               "rocket button at the top of the page) or run it in JupyterLab.</em></p>")
 
 
 def _models(value, seen: set[str]):
