@@ -12,7 +12,7 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
 .DEFAULT_GOAL := setup
-.PHONY: check-python setup lab test browser-deps clean-cache
+.PHONY: check-python setup lab test browser-deps clean-cache book book-deps
 
 # The pins are for Python 3.11 (Binder's too), and a venv needs ensurepip, which Debian and Ubuntu ship
 # separately in python3.11-venv. Say so up front instead of failing halfway through an install.
@@ -56,7 +56,7 @@ lab: setup
 # The language-model teacher (notebook 11) is trained first (about 5 min on 2 cores, once) and the teacher panel
 # of notebook 12 built (about 3 min), so the notebooks' time limits measure the notebooks, not the builds.
 test: export HF_HUB_OFFLINE := 1
-test: setup browser-deps
+test: setup browser-deps book-deps
 	$(PY) -c "import kdlab; print('language-model teacher:', kdlab.load_lm_teacher(progress=False).path)"
 	$(PY) -c "import kdlab; print('teacher panel:', kdlab.load_teacher_panel(kdlab.load_teacher_cache(progress=False), progress=False).path)"
 	$(PY) -m pytest -q tests
@@ -71,6 +71,20 @@ browser-deps: setup
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  fi; }
 	@$(PY) tests/chromium.py >/dev/null
+
+# The rendered book (README "The book"): every notebook executed with the caches, into book/_build/html.
+# Sphinx + MyST-NB come from requirements-book.txt (about 77 MB, not in `setup`); `make test` installs them too,
+# because tests/test_book.py builds two pages with the same script. MathJax comes from the npm registry (book/build.py).
+BOOK_STAMP := $(VENV)/.book-installed
+$(BOOK_STAMP): requirements-book.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-book.txt
+	touch $(BOOK_STAMP)
+
+book-deps: $(BOOK_STAMP)
+
+book: export HF_HUB_OFFLINE := 1
+book: setup book-deps
+	$(PY) book/build.py
 
 clean-cache:
 	rm -rf .cache/kdlab
