@@ -54,7 +54,7 @@ lab: setup
 # Every test, all offline: unit tests, the browser test, every notebook run twice under KDLAB_EXERCISES=strict
 # (tests/test_exercises.py: stubs must fail, solutions must pass), then the Voila app under nbval.
 # The language-model teacher (notebook 11) is trained first (about 5 min on 2 cores, once) and the teacher panel
-# of notebook 12 built (about 3 min), so the notebooks' time limits measure the notebooks, not the builds.
+# of notebook 12 built (about 5 min), so the notebooks' time limits measure the notebooks, not the builds.
 test: export HF_HUB_OFFLINE := 1
 test: setup browser-deps book-deps
 	$(PY) -c "import kdlab; print('language-model teacher:', kdlab.load_lm_teacher(progress=False).path)"

@@ -129,7 +129,7 @@ def panel_key(cache: TeacherCache, settings: PanelSettings) -> str:
 
 def load_teacher_panel(cache: TeacherCache, settings: PanelSettings = PanelSettings(), teacher: str | Path | None = None,
                        root: str | Path | None = None, progress: bool = True) -> TeacherPanel:
-    """Read the panel for this teacher cache, or build it (about 5 min on 2 cores: one encoder pass, 6 heads)."""
+    """Read the panel for this teacher cache, or build it (about 5 min on one thread: one encoder pass, 7 heads)."""
     settings = settings.check()
     root = check_cache_root(root)
     key = panel_key(cache, settings)

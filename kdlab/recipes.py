@@ -30,7 +30,7 @@ class Recipe:
 
     @property
     def needs_panel(self) -> bool:
-        """Whether the recipe reads the teacher panel (built once, about 5 min on 2 cores)."""
+        """Whether the recipe reads the teacher panel (built once, about 5 min on one thread)."""
         return self.teacher != "default" or self.augmented
 
 

@@ -15,12 +15,31 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 ENV_VAR = "KDLAB_CHROMIUM"
 COMMANDS = ("chromium", "chromium-browser", "google-chrome")
 INSTALL_HINT = (f"install one: `sudo apt-get install chromium` (Debian/Ubuntu), or `python -m playwright install chromium` "
                 f"(run it with .venv/bin/python), or set {ENV_VAR} to a Chromium or Chrome binary")
+
+
+# Headless, and nothing that talks to the network by itself (the browser tests also record every request).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextmanager
+def launched(executable: str) -> Iterator[object]:
+    """The Chromium at `executable`, started by Playwright with CHROMIUM_ARGS and closed afterwards (browser and book tests)."""
+    from playwright.sync_api import sync_playwright  # imported here: the Makefile runs this file without Playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 class ChromiumNotFound(RuntimeError):

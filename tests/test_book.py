@@ -14,13 +14,11 @@ from urllib.parse import urlparse
 
 import pytest
 
-from chromium import ChromiumNotFound, find_chromium
+from chromium import ChromiumNotFound, find_chromium, launched
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 LESSONS = ["notebooks/00-Welcome", "notebooks/02-Soft-Targets-and-Temperature"]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def _load(name: str, path: Path):
@@ -92,14 +90,8 @@ def browser():
         executable = find_chromium()
     except ChromiumNotFound as missing:
         pytest.fail(str(missing), pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched(executable) as chromium:
+        yield chromium
 
 
 def open_page(browser, path: Path):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from chromium import ChromiumNotFound, find_chromium
+from chromium import ChromiumNotFound, find_chromium, launched
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -37,8 +37,6 @@ NOTEBOOK_02 = "02-Soft-Targets-and-Temperature.ipynb"
 APP = ROOT / "apps" / "temperature_explorer.ipynb"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1440, "height": 1000}
 
 # The machine may be shared and slow: generous waits, but each one names what it waited for.
@@ -222,16 +220,12 @@ def chromium(teacher_cache):
     except ChromiumNotFound as missing:
         pytest.fail(str(missing), pytrace=False)
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401 - a clear failure when the package is missing
     except ImportError:
         pytest.fail("The browser tests need the playwright package: `.venv/bin/pip install -r requirements.txt`.",
                     pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched(executable) as browser:
+        yield browser
 
 
 @pytest.fixture

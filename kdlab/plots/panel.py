@@ -38,7 +38,7 @@ def recipe_summary(rows: Sequence[Mapping], split: str = "test", by: str = "reci
 
 
 @_draws_on_axes(figsize=(7.5, 5.5))
-def plot_teacher_vs_student(teachers: Sequence[Mapping], rows: Sequence[Mapping], *, ax: Axes) -> Axes:
+def plot_teacher_vs_student(teachers: Sequence[Mapping], rows: Sequence[Mapping], *, ax: Axes | None = None) -> Axes:
     """Each panel teacher's test accuracy (x) against its plain-KD bag student's (y, mean ± std): the capacity gap (notebook 12).
 
     `teachers`: dicts with teacher and test_accuracy (the JSON's meta["teachers"]); `rows`: the benchmark's rows,
@@ -72,7 +72,7 @@ def plot_teacher_vs_student(teachers: Sequence[Mapping], rows: Sequence[Mapping]
 
 
 @_draws_on_axes(figsize=(7.5, 5))
-def plot_feature_weights(rows: Sequence[Mapping], *, ax: Axes, split: str = "dev") -> Axes:
+def plot_feature_weights(rows: Sequence[Mapping], *, ax: Axes | None = None, split: str = "dev") -> Axes:
     """Dev accuracy (mean ± std over seeds) against the feature loss's weight, 0 = plain KD (notebook 12).
 
     `rows`: rows with hidden_weight and `split`_accuracy — the JSON's meta["feature_weights"] plus the plain
@@ -97,7 +97,7 @@ def plot_feature_weights(rows: Sequence[Mapping], *, ax: Axes, split: str = "dev
 
 
 @_draws_on_axes(figsize=(9, 6))
-def plot_recipe_accuracy(rows: Sequence[Mapping], teacher_accuracy: float, *, ax: Axes, split: str = "test",
+def plot_recipe_accuracy(rows: Sequence[Mapping], teacher_accuracy: float, *, ax: Axes | None = None, split: str = "test",
                          target: float = 0.98, recipes: Sequence[str] | None = None,
                          live: Mapping[str, float] | None = None, live_label: str = "live run") -> Axes:
     """Each recipe's bag-student accuracy (mean ± std over seeds), with lines at the teacher's and at `target` of it (notebook 12).
