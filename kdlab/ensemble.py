@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from .augment import augment_tokens, concat_tokens
 from .cache import CHECKSUMS, CacheDamaged, TeacherCache, _checksums, atomic_file, check_cache_root, teacher_head, tensor_sha256
 from .checks import check_count, check_probability
-from .teacher import load_encoder, mean_pool
+from .teacher import fit_head, load_encoder, mean_pool
 from .threads import policy_threads, threads
 from .tokens import Tokens
 
@@ -170,17 +170,8 @@ def train_probe(features: Tensor, labels: Tensor, num_labels: int, hidden: int =
     width = features.shape[1]
     head = nn.Linear(width, num_labels) if hidden == 0 else nn.Sequential(
         nn.Dropout(0.1), nn.Linear(width, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, num_labels))
-    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        head.train()
-        for rows in torch.randperm(len(features), generator=generator).split(128):
-            loss = nn.functional.cross_entropy(head(features[rows]), labels[rows])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        schedule.step()
+    head.train()  # the MLP's dropout on while it fits
+    fit_head(head, features, labels, epochs=epochs, lr=lr, seed=seed)
     return head.eval()
 
 

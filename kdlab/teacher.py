@@ -205,17 +205,27 @@ def train_head(
     seed: int = 0,
 ) -> list[float]:
     """Fit the linear head on frozen features: seconds on a CPU instead of minutes of fine-tuning."""
-    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         torch.manual_seed(seed)
         teacher.head.reset_parameters()
-    optimizer = torch.optim.AdamW(teacher.head.parameters(), lr=lr, weight_decay=weight_decay)
+    return fit_head(teacher.head, features, labels, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                    batch_size=batch_size, seed=seed)
+
+
+def fit_head(head: nn.Module, features: Tensor, labels: Tensor, epochs: int = 60, lr: float = 3e-3,
+             weight_decay: float = 1e-4, batch_size: int = 128, seed: int = 0) -> list[float]:
+    """The one loop that fits a head on frozen features (AdamW, cosine decay, seeded batches); the loss per epoch.
+
+    `train_head` (the cached teacher's head) and `ensemble.train_probe` (the teacher panel's heads) both use it.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     losses = []
     for _ in range(epochs):
         total = 0.0
         for rows in torch.randperm(len(features), generator=generator).split(batch_size):
-            loss = nn.functional.cross_entropy(teacher.head(features[rows]), labels[rows])
+            loss = nn.functional.cross_entropy(head(features[rows]), labels[rows])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
