@@ -1,7 +1,8 @@
 """One switch for the language kdlab speaks: widgets, figure text, the loss checker's findings, exercise feedback.
 
 English is the source text and the key: `tr("Temperature T")` gives the text in the current language, and the
-Chinese edition's catalog (kdlab/locale/zh-CN/*.json, one file per area) maps each English string to its
+Chinese edition's catalog (kdlab/locale/zh-CN/*.json: one file per library area, and one per notebook for the
+strings its code cells pass to kdlab, such as exercise hints) maps each English string to its
 translation. The language comes from `set_language` (the first code cell of every notebook in notebooks/zh-CN/)
 or, before that, from the environment variable KDLAB_LANGUAGE; English when neither is set.
 Figures need a font with CJK glyphs for Chinese: `set_language("zh-CN")` finds one and adds it to matplotlib.
@@ -55,9 +56,9 @@ def catalog(code: str) -> dict[str, str]:
     merged: dict[str, str] = {}
     for path in sorted((LOCALE_DIR / code).glob("*.json")):
         entries = json.loads(path.read_text(encoding="utf-8"))
-        clash = sorted(set(entries) & set(merged))
+        clash = sorted(key for key in set(entries) & set(merged) if entries[key] != merged[key])
         if clash:
-            raise ValueError(f"{path.name} translates {clash[0]!r} again; each English string belongs to one file")
+            raise ValueError(f"{path.name} translates {clash[0]!r} differently from another file in {path.parent}")
         merged.update(entries)
     return merged
 
