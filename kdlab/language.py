@@ -63,7 +63,7 @@ def catalog(code: str) -> dict[str, str]:
     return merged
 
 
-def language() -> str:
+def current_language() -> str:
     """The language kdlab speaks now: 'en' or 'zh-CN' (the Chinese edition's notebooks set it in their first cell)."""
     return _current
 
@@ -116,3 +116,15 @@ def use_cjk_font() -> str | None:
     # Latin text keeps the usual font; glyphs it lacks fall back to the CJK font (matplotlib >= 3.6).
     rcParams["font.family"] = [name for name in rcParams["font.family"] if name != family] + [family]
     return family
+
+
+
+def _font_check() -> None:
+    """`make fonts`: print the CJK font figures will use, or what to install and exit 1."""
+    import sys
+
+    font = find_cjk_font()
+    print(font if font else "No font with Chinese glyphs found in " + ", ".join(FONT_DIRS) + ": install one "
+          "(Debian/Ubuntu: sudo apt-get install fonts-wqy-microhei) for the Chinese edition's figures.",
+          file=sys.stdout if font else sys.stderr)
+    sys.exit(0 if font else 1)
