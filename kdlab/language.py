@@ -69,7 +69,7 @@ def current_language() -> str:
 
 
 def set_language(code: str) -> None:
-    """Make widgets, figures, checker findings and exercise feedback speak `code` (notebook 00, Chinese edition)."""
+    """Make widgets, figures, checker findings and exercise feedback speak `code` (notebook 00; the Chinese edition's first cell)."""
     global _current
     _current = _checked(code)
     if _current == "zh-CN":
