@@ -44,20 +44,23 @@ def set_lab_locale(locale: str, settings_dir: Path | None = None) -> Path:
 def _handler():
     """The tornado handler class (imported lazily: kdlab itself must not need jupyter_server)."""
     from jupyter_server.base.handlers import JupyterHandler
-    from jupyter_server.utils import url_path_join
+    from jupyter_server.utils import ensure_async, url_path_join
     from tornado import web
 
     class LanguageHandler(JupyterHandler):
         """GET /kdlab/language/<edition>: set the interface language, open that edition's notebook 00."""
 
         @web.authenticated
-        def get(self, edition: str) -> None:
+        async def get(self, edition: str) -> None:
             if edition not in EDITIONS:
                 raise web.HTTPError(404, f"kdlab has the editions {', '.join(EDITIONS)}, not {edition!r}")
             locale, notebook = EDITIONS[edition]
             # The server's root is the repository (Binder) or its notebooks/ folder (make lab): look in both.
-            found = next((path for path in (f"notebooks/{notebook}", notebook)
-                          if self.contents_manager.file_exists(path)), None)
+            found = None
+            for path in (f"notebooks/{notebook}", notebook):
+                if await ensure_async(self.contents_manager.file_exists(path)):  # async contents managers too
+                    found = path
+                    break
             if found is None:
                 raise web.HTTPError(404, f"{notebook} is not under this server's root folder")
             set_lab_locale(locale)
