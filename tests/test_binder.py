@@ -521,7 +521,12 @@ def test_pyproject_builds_with_a_setuptools_that_knows_the_license_and_finds_sub
     found = set(find_packages(where=str(ROOT), include=include))
     expected = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "kdlab").rglob("__init__.py")}
     assert "kdlab" in found and expected <= found, f"packages.find misses {sorted(expected - found)}"
-    assert all(name == "kdlab" or name.startswith("kdlab.") for name in found), f"packages.find takes in {sorted(found)}"
+    allowed = lambda name: name in ("kdlab", "kdlab_jupyter") or name.startswith("kdlab.")  # noqa: E731
+    assert "kdlab_jupyter" in found and all(map(allowed, found)), f"packages.find takes in {sorted(found)}"
+    # the Chinese catalogs are data files: without package-data a wheel would ship kdlab without them
+    data = project["tool"]["setuptools"].get("package-data", {}).get("kdlab", [])
+    catalogs = sorted((ROOT / "kdlab").glob("locale/*/*.json"))
+    assert catalogs and all(any(p.relative_to(ROOT / "kdlab").match(g) for g in data) for p in catalogs), data
 
 
 # --- README's promises -----------------------------------------------------------------------------------
