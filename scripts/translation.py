@@ -9,6 +9,7 @@ stale translation instead of passing silently.
     python scripts/translation.py import 05 /tmp/05.md     # write notebooks/zh-CN/05-*.ipynb from the English one
     python scripts/translation.py sync                     # after English code changes: refresh every code cell
     python scripts/translation.py check                    # what tests/test_translation.py asserts, as a report
+    python scripts/translation.py restamp 05 <cell id>     # the English cell changed, its translation already fits
 """
 
 from __future__ import annotations
@@ -159,6 +160,20 @@ def sync() -> list[Path]:
     return written
 
 
+def restamp(number: str, cell_id: str) -> Path:
+    """Record that a translated cell matches the English text as it is now (after checking it by eye)."""
+    path = lesson(number)
+    english = {cell["id"]: cell for cell in read(path)["cells"]}
+    target = CHINESE / path.name
+    chinese = read(target)
+    cell = next((c for c in chinese["cells"] if c.get("id") == cell_id and c["cell_type"] == "markdown"), None)
+    if cell is None or cell_id not in english:
+        raise SystemExit(f"{target.name} has no translated markdown cell {cell_id!r}")
+    cell["metadata"].setdefault("kdlab", {})["translated_from"] = source_hash(english[cell_id]["source"])
+    write(chinese, target)
+    return target
+
+
 def problems(path: Path, chinese_dir: Path = CHINESE) -> list[str]:
     """What is wrong with the Chinese edition of English notebook `path`: missing, drifted code, stale prose."""
     target = chinese_dir / path.name
@@ -192,6 +207,8 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(export(argv[1]))
     elif argv[:1] == ["import"] and len(argv) == 3:
         print(import_(argv[1], Path(argv[2])).relative_to(REPO))
+    elif argv[:1] == ["restamp"] and len(argv) == 3:
+        print(restamp(argv[1], argv[2]).relative_to(REPO))
     elif argv == ["sync"]:
         print("\n".join(str(p.relative_to(REPO)) for p in sync()) or "no Chinese notebooks yet")
     elif argv == ["check"]:
