@@ -116,3 +116,7 @@ def use_cjk_font() -> str | None:
     # Latin text keeps the usual font; glyphs it lacks fall back to the CJK font (matplotlib >= 3.6).
     rcParams["font.family"] = [name for name in rcParams["font.family"] if name != family] + [family]
     return family
+
+
+if _current == "zh-CN":  # KDLAB_LANGUAGE=zh-CN: figures need the CJK font as much as after set_language("zh-CN")
+    use_cjk_font()
