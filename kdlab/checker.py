@@ -153,18 +153,18 @@ def _as_number(loss: object, probe: _Probe, lam: float) -> float:
     if not isinstance(loss, Tensor):
         raise _BadOutput(Finding(
             "not-scalar",
-            tr("Your function returned a {type_name}, not a torch tensor ({value}). Without a tensor there is no "
+            tr("Your function returned a {type_name}, not a torch tensor ({inputs}). Without a tensor there is no "
                "autograd graph, so loss.backward() cannot train the student.",
                type_name=type(loss).__name__,
-               value=_describe(probe, lam)),
+               inputs=_describe(probe, lam)),
             tr("Return the loss tensor itself; don't call .item(), float() or .numpy() on it.")))
     if loss.numel() != 1:
         raise _BadOutput(Finding(
             "not-scalar",
-            tr("Your function returned a tensor of shape {value}, not a single number ({value2}). A loss must be "
+            tr("Your function returned a tensor of shape {shape}, not a single number ({inputs}). A loss must be "
                "one number per batch.",
-               value=tuple(loss.shape),
-               value2=_describe(probe, lam)),
+               shape=tuple(loss.shape),
+               inputs=_describe(probe, lam)),
             tr("Reduce it: sum the KL over classes and average over the batch (reduction='batchmean'), and average "
                "the cross-entropy over the batch.")))
     return float(loss.detach().reshape(()))
@@ -337,7 +337,7 @@ def _explain(h: _Hypothesis) -> list[Finding]:
             tr("lam weights the soft-target (KD) term, and 1 − lam the hard-label CE. In kdlab, lam is the weight "
                "on the hard labels: L = lam·CE + (1 − lam)·T²·KL. Papers and libraries disagree on which term gets "
                "λ, so always check; with the swap, lam=0.9 trains almost only on the teacher, not the labels."),
-            tr("return lam * ce + (1 - lam) * kd")))
+            "return lam * ce + (1 - lam) * kd"))
     elif h.weighting != "lam * ce + (1 - lam) * kd":
         found.append(Finding(
             "lam-ignored",
@@ -390,8 +390,8 @@ def _explain(h: _Hypothesis) -> list[Finding]:
                "deliberate choice elsewhere (it is mode-seeking; language-model distillation such as MiniLLM uses "
                "it), but Hinton's loss, and kdlab.distillation_loss, take the teacher's distribution as the "
                "target: it must be F.kl_div's second argument."),
-            tr("F.kl_div(F.log_softmax(student_logits / T, dim=-1), F.softmax(teacher_logits / T, dim=-1), "
-               "reduction='batchmean')")))
+            ("F.kl_div(F.log_softmax(student_logits / T, dim=-1), F.softmax(teacher_logits / T, dim=-1), "
+             "reduction='batchmean')")))
     if not kd.entropy_removed:
         found.append(Finding(
             "cross-entropy-not-kl",
@@ -416,9 +416,9 @@ def _explain(h: _Hypothesis) -> list[Finding]:
     if not kd.t_squared and kd.scaled != "neither":
         found.append(Finding(
             "missing-t-squared",
-            tr("The soft-target term is not multiplied by T² ({value:g} at T={T}). Its gradients shrink like 1/T², "
+            tr("The soft-target term is not multiplied by T² ({t_squared:g} at T={T}). Its gradients shrink like 1/T², "
                "so the higher the temperature, the less the student hears from the teacher.",
-               value=T**2,
+               t_squared=T**2,
                T=T),
             tr("Multiply the KL term by temperature ** 2 (Hinton et al. 2015, section 2).")))
     return found
@@ -566,30 +566,24 @@ def _unexplained(fn: LossFn, observed: np.ndarray) -> list[Finding]:
     if math.isclose(hotter, values[0, 2], rel_tol=_RTOL):
         found.append(Finding(
             "no-temperature",
-            tr("The loss has the same value at temperature={temperature} and {value}: the temperature argument is "
+            tr("The loss has the same value at temperature={temperature} and {doubled}: the temperature argument is "
                "ignored (is T hard-coded inside?).",
-               temperature=probe.temperature,
-               value=2 * probe.temperature),
+               temperature=probe.temperature, doubled=2 * probe.temperature),
             tr("Use the temperature argument: divide both logits by it, multiply the KL by its square.")))
     if found:
         return found
     ce, kd = distillation_terms(probe.student, probe.teacher, probe.labels, probe.temperature)
     hint = ""
     if math.isclose(values[0, 1], float(ce), rel_tol=_RTOL):
-        hint = " At lam=1 it matches the hard-label CE, so look at the KD term (and how lam weights it)."
+        hint = tr(" At lam=1 it matches the hard-label CE, so look at the KD term (and how lam weights it).")
     elif math.isclose(values[0, 0], float(kd), rel_tol=_RTOL):
-        hint = " At lam=0 it matches the KD term, so look at the CE term (and how lam weights it)."
+        hint = tr(" At lam=0 it matches the KD term, so look at the CE term (and how lam weights it).")
     return [Finding(
         "wrong-value",
-        tr("On {value} your loss gives {value2:.6g} at lam=0 and {value3:.6g} at lam=1; the reference gives "
-           "{value4:.6g} (the KD term alone) and {value5:.6g} (the CE alone). No combination of the common "
+        tr("On {inputs} your loss gives {at_0:.6g} at lam=0 and {at_1:.6g} at lam=1; the reference gives "
+           "{kd:.6g} (the KD term alone) and {ce:.6g} (the CE alone). No combination of the common "
            "mistakes explains the difference.{hint}",
-           value=_describe(probe, None),
-           value2=values[0, 0],
-           value3=values[0, 1],
-           value4=float(kd),
-           value5=float(ce),
-           hint=hint),
+           inputs=_describe(probe, None), at_0=values[0, 0], at_1=values[0, 1], kd=float(kd), ce=float(ce), hint=hint),
         tr("Compare your terms one at a time with kdlab.distillation_terms on the same inputs."))]
 
 
@@ -651,7 +645,7 @@ def _gradient_findings(fn: LossFn, explanation: _Hypothesis | None, deadline: _D
 def _unlabeled_findings(fn: LossFn, explanation: _Hypothesis | None) -> list[Finding]:
     """labels=None marks an unlabeled transfer batch: the loss must be the KD term alone."""
     probe = _PROBES[0]
-    fix = "if labels is None: return kd  (an unlabeled batch has only the teacher to learn from)"
+    fix = tr("if labels is None: return kd  (an unlabeled batch has only the teacher to learn from)")
     try:
         value = _as_number(_run(fn, probe, 0.5, labels=False).loss, probe, 0.5)
     except Exception as error:

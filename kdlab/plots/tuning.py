@@ -101,7 +101,7 @@ def _share_colour_scale(panels: list[_SweepPanel]) -> None:
             panel.colorbar = None
     if any(panel.wants_colorbar for panel in panels):
         bar = panels[-1].ax.figure.colorbar(panels[-1].image, ax=[panel.ax for panel in panels], shrink=0.9)
-        bar.set_label("mean dev accuracy [%]" + (", one scale" if len(panels) > 1 else ""),
+        bar.set_label(tr("mean dev accuracy [%], one scale") if len(panels) > 1 else tr("mean dev accuracy [%]"),
                       fontsize=FONT_SIZE)
         for panel in panels:
             panel.colorbar = bar if panel is panels[-1] else None
