@@ -122,8 +122,8 @@ def plot_per_class_change(
     ax.axvline(0, color=OKABE_ITO["black"], linewidth=0.8)
     limit = max(np.abs(change[shown]).max() if shown else 1.0, 1.0) * 1.3
     ax.set_xlim(-limit, limit)
-    ax.set_xlabel(tr("test accuracy change, {after_name} − {before_name} [percentage points]", after_name=after_name, before_name=before_name), fontsize=FONT_SIZE - 1)
-    ax.set_title(tr("Intents that changed most: {after_name} vs {before_name}", after_name=after_name, before_name=before_name), fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("test accuracy change, {after_name} − {before_name} [percentage points]", after_name=tr(after_name), before_name=tr(before_name)), fontsize=FONT_SIZE - 1)
+    ax.set_title(tr("Intents that changed most: {after_name} vs {before_name}", after_name=tr(after_name), before_name=tr(before_name)), fontsize=FONT_SIZE + 1)
     ax.grid(axis="x", alpha=0.3)
     from matplotlib.patches import Patch
 
