@@ -12,7 +12,7 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
 .DEFAULT_GOAL := setup
-.PHONY: check-python setup lab test browser-deps clean-cache book book-deps
+.PHONY: check-python setup lab lab-zh test browser-deps fonts clean-cache book book-deps
 
 # The pins are for Python 3.11 (Binder's too), and a venv needs ensurepip, which Debian and Ubuntu ship
 # separately in python3.11-venv. Say so up front instead of failing halfway through an install.
@@ -43,6 +43,8 @@ $(STAMP): requirements.txt requirements-no-deps.txt requirements-edge.txt pyproj
 	# The optional edge extra (ExecuTorch, ~215 MB; not on Binder): installed here so that `make test` tests it too.
 	$(PY) -m pip install --quiet -r requirements-edge.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	# The Chinese edition's link /kdlab/language/zh-CN (README.zh-CN.md), a Jupyter server extension.
+	$(PY) -m kdlab_jupyter
 	$(VENV)/bin/jupyter labextension disable --level=sys_prefix "$(NEWS_PLUGIN)"
 	touch $(STAMP)
 
@@ -51,12 +53,17 @@ setup: $(STAMP)
 lab: setup
 	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --notebook-dir=notebooks notebooks/00-Welcome.ipynb
 
+# The Chinese edition (README.zh-CN.md): JupyterLab in Chinese, opening notebooks/zh-CN/00-Welcome.ipynb.
+lab-zh: setup
+	-@$(MAKE) -s fonts
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --notebook-dir=notebooks --ServerApp.default_url=/kdlab/language/zh-CN
+
 # Every test, all offline: unit tests, the browser test, every notebook run twice under KDLAB_EXERCISES=strict
 # (tests/test_exercises.py: stubs must fail, solutions must pass), then the Voila app under nbval.
 # The language-model teacher (notebook 11) is trained first (about 5 min on 2 cores, once) and the teacher panel
 # of notebook 12 built (about 5 min), so the notebooks' time limits measure the notebooks, not the builds.
 test: export HF_HUB_OFFLINE := 1
-test: setup browser-deps book-deps
+test: setup browser-deps book-deps fonts
 	$(PY) -c "import kdlab; print('language-model teacher:', kdlab.load_lm_teacher(progress=False).path)"
 	$(PY) -c "import kdlab; print('teacher panel:', kdlab.load_teacher_panel(kdlab.load_teacher_cache(progress=False), progress=False).path)"
 	$(PY) -m pytest -q tests
@@ -71,6 +78,16 @@ browser-deps: setup
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  fi; }
 	@$(PY) tests/chromium.py >/dev/null
+
+# A font with Chinese glyphs for the Chinese edition's figures, found by kdlab.language (the one search). As root with
+# apt-get and none found, install Debian's fonts-wqy-microhei (5 MB); otherwise print what to install.
+fonts: setup
+	@$(PY) -c 'import kdlab.language as l; l._font_check()' >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "No font with Chinese glyphs found: installing Debian's fonts-wqy-microhei with apt-get."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null; \
+	  fi; }
+	@$(PY) -c 'import kdlab.language as l; l._font_check()' >/dev/null
 
 # The rendered book (README "The book"): every notebook executed with the caches, into book/_build/html.
 # Sphinx + MyST-NB come from requirements-book.txt (about 77 MB, not in `setup`); `make test` installs them too,

@@ -2,6 +2,7 @@
 
     python book/build.py                      # the whole book into book/_build/html (what `make book` runs)
     python book/build.py --pages 00,02 --out DIR   # the same build, only README, notebooks 00 and 02, INSTRUCTOR.md
+    python book/build.py --language en             # one edition only (default: both, Chinese into <out>/zh-CN)
 
 Steps: (1) MathJax 3 from the npm registry into book/_static/mathjax (once; checked against a pinned SHA-256),
 so the pages typeset maths with no network; (2) sphinx-build with book/conf.py over the repository root, always
@@ -29,6 +30,8 @@ MATHJAX_SPEC = "mathjax@3.2.2"
 MATHJAX_SHA256 = "1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09"
 MATHJAX_DIR = BOOK / "_static" / "mathjax"
 PAGES_ENV = "KDLAB_BOOK_PAGES"
+LANGUAGE_ENV = "KDLAB_BOOK_LANGUAGE"
+EDITIONS = {"en": "", "zh-CN": "zh-CN"}  # edition → its folder inside the site (book/conf.py's EDITIONS)
 
 
 def fetch_mathjax(target: Path = MATHJAX_DIR) -> Path:
@@ -60,22 +63,33 @@ def fetch_mathjax(target: Path = MATHJAX_DIR) -> Path:
     return entry
 
 
-def build(out: Path = DEFAULT_OUT, pages: str | None = None, quiet: bool = False) -> Path:
-    """Run the book build into `out` (pages: None for every notebook, or numbers such as "00,02"); returns index.html."""
+def build(out: Path = DEFAULT_OUT, pages: str | None = None, quiet: bool = False,
+          editions: tuple[str, ...] = tuple(EDITIONS)) -> Path:
+    """Run the book build into `out` (pages: None for every notebook, or numbers such as "00,02"); returns index.html.
+
+    Each edition is its own sphinx-build (the Chinese one into out/zh-CN), so each has its own table of contents.
+    """
+    unknown = [e for e in editions if e not in EDITIONS]
+    if unknown:
+        raise SystemExit(f"the book has the editions {', '.join(EDITIONS)}, not {', '.join(unknown)}")
     fetch_mathjax()
-    env = dict(os.environ)
-    env.pop(PAGES_ENV, None)
-    if pages:
-        env[PAGES_ENV] = pages
-    env["HF_HUB_OFFLINE"] = "1"  # the build reads the caches; nothing may come from a hub
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     out = Path(out).resolve()
-    command = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-c", str(BOOK), "-d", str(out / ".doctrees"),
-               str(ROOT), str(out)]
-    if quiet:
-        command.insert(3, "-q")
-    subprocess.run(command, cwd=ROOT, env=env, check=True)
-    return out / "index.html"
+    for edition in editions:
+        env = dict(os.environ)
+        env.pop(PAGES_ENV, None)
+        if pages:
+            env[PAGES_ENV] = pages
+        env[LANGUAGE_ENV] = edition
+        env.pop("KDLAB_LANGUAGE", None)  # each notebook says its own language (the Chinese ones in their first cell)
+        env["HF_HUB_OFFLINE"] = "1"  # the build reads the caches; nothing may come from a hub
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        site = out / EDITIONS[edition]
+        command = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-c", str(BOOK), "-d", str(site / ".doctrees"),
+                   str(ROOT), str(site)]
+        if quiet:
+            command.insert(3, "-q")
+        subprocess.run(command, cwd=ROOT, env=env, check=True)
+    return out / EDITIONS[editions[0]] / "index.html"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,9 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", default=None,
                         help="comma-separated notebook numbers to include, e.g. 00,02 (default: every notebook)")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--language", choices=[*EDITIONS, "both"], default="both",
+                        help="which edition to build (default both: English, and Chinese into OUT/zh-CN)")
     args = parser.parse_args(argv)
+    editions = tuple(EDITIONS) if args.language == "both" else (args.language,)
     try:
-        index = build(args.out, args.pages, args.quiet)
+        index = build(args.out, args.pages, args.quiet, editions)
     except subprocess.CalledProcessError as error:
         print(f"The book build failed (sphinx-build exit {error.returncode}); the log above says where.",
               file=sys.stderr)

@@ -7,6 +7,10 @@ shown as the figure it draws at its default setting, with a note pointing at the
 Offline by construction: MathJax 3 is served from _static/mathjax (book/build.py fetches it), no widget
 JavaScript is loaded from a CDN, and the README's Binder badge (an external image) becomes a text link.
 KDLAB_BOOK_PAGES=00,02 builds only those notebooks (tests/test_book.py); nothing else changes.
+
+Two editions, one configuration: KDLAB_BOOK_LANGUAGE=zh-CN builds the Chinese one (README.zh-CN.md, notebooks/zh-CN/,
+its INSTRUCTOR.md, Sphinx's own Chinese interface strings) into the zh-CN/ folder of the English site, and every page
+of each edition carries a link to the same page of the other (the header's language switch).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import copy
 import html
 import os
+import posixpath
 import re
 import shutil
 from pathlib import Path
@@ -23,27 +28,41 @@ REPOSITORY = os.environ.get("KDLAB_BOOK_REPOSITORY", "OWNER/kdlab")  # the workf
 BINDER = "https://mybinder.org"
 
 
-def _notebooks(selection: str | None) -> list[str]:
+# Each edition: its landing page, its lessons' folder, its instructor guide, and where its site sits in the book.
+EDITIONS = {
+    "en": {"root": "README", "folder": "notebooks", "site": "", "label": "English", "sphinx": "en",
+           "title": "kdlab — knowledge distillation, taught with notebooks", "caption": "The course"},
+    "zh-CN": {"root": "README.zh-CN", "folder": "notebooks/zh-CN", "site": "zh-CN", "label": "中文",
+              "sphinx": "zh_CN", "title": "kdlab — 动手学知识蒸馏", "caption": "课程"},
+}
+EDITION = os.environ.get("KDLAB_BOOK_LANGUAGE", "en")
+if EDITION not in EDITIONS:
+    raise ValueError(f"KDLAB_BOOK_LANGUAGE={EDITION!r}: the book has the editions {', '.join(EDITIONS)}")
+
+
+def _notebooks(selection: str | None, folder: str = EDITIONS[EDITION]["folder"]) -> list[str]:
     """Docnames of the numbered notebooks, in order; only the numbers in `selection` ("00,02") when given."""
-    found = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    found = sorted(p.stem for p in (ROOT / folder).glob("[0-9][0-9]-*.ipynb"))
     if not selection:
-        return [f"notebooks/{stem}" for stem in found]
+        return [f"{folder}/{stem}" for stem in found]
     wanted = [n.strip() for n in selection.split(",") if n.strip()]
     numbers = [stem[:2] for stem in found]
     unknown = [n for n in wanted if n not in numbers]
     if unknown:
         raise ValueError(f"KDLAB_BOOK_PAGES names {unknown}, which are not notebooks; choose from {numbers}")
-    return [f"notebooks/{stem}" for stem in found if stem[:2] in wanted]
+    return [f"{folder}/{stem}" for stem in found if stem[:2] in wanted]
 
 
 LESSONS = _notebooks(os.environ.get("KDLAB_BOOK_PAGES"))
+INSTRUCTOR = f"{EDITIONS[EDITION]['folder']}/INSTRUCTOR"
 
 project = "kdlab"
 author = "the kdlab authors"
-html_title = "kdlab — knowledge distillation, taught with notebooks"
-root_doc = "README"
+html_title = EDITIONS[EDITION]["title"]
+language = EDITIONS[EDITION]["sphinx"]
+root_doc = EDITIONS[EDITION]["root"]
 extensions = ["myst_nb"]
-include_patterns = ["README.md", "notebooks/INSTRUCTOR.md"] + [f"{name}.ipynb" for name in LESSONS]
+include_patterns = [f"{root_doc}.md", f"{INSTRUCTOR}.md"] + [f"{name}.ipynb" for name in LESSONS]
 # Pruned folders, so Sphinx does not walk .venv, the caches or the build output.
 exclude_patterns = [".*", "**/.*", "book", "kdlab", "tests", "data", "apps", "benchmarks", "binder", "docs", "scripts",
                     "artifacts", "build", "*.egg-info", "**/__pycache__", "**/.ipynb_checkpoints"]
@@ -63,6 +82,7 @@ nb_merge_streams = True
 
 # --- maths with no network: MathJax 3 from _static (book/build.py puts it there) ---
 html_static_path = ["_static"]
+html_css_files = ["kdlab.css"]  # the language switch
 mathjax_path = "mathjax/tex-chtml.js"
 
 html_theme = "sphinx_book_theme"
@@ -73,7 +93,9 @@ html_theme_options = {
     "use_repository_button": True,
     "launch_buttons": {"binderhub_url": BINDER, "notebook_interface": "jupyterlab"},
     "show_navbar_depth": 1,
+    "article_header_end": ["article-header-buttons.html", "language-switch.html"],
 }
+templates_path = ["_templates"]
 html_last_updated_fmt = None
 html_context = {"default_mode": "light"}  # without it the theme logs "invalid theme mode" on every page
 html_copy_source = False
@@ -82,9 +104,13 @@ html_copy_source = False
 # --- widgets: the picture at the default setting instead of a "VBox(...)" stub ---
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-WIDGET_NOTE = ("<p class=\"kdlab-widget-note\"><em>An interactive widget: here is the picture it showed when its "
-               "cell had run, at its default setting. To move its controls, launch this lesson on Binder (the "
-               "rocket button at the top of the page) or run it in JupyterLab.</em></p>")
+WIDGET_NOTES = {
+    "en": ("An interactive widget: here is the picture it showed when its cell had run, at its default setting. To "
+           "move its controls, launch this lesson on Binder (the rocket button at the top of the page) or run it in "
+           "JupyterLab."),
+    "zh-CN": "这是一个交互控件：这里是它的单元格运行后、在默认设置下显示的图。要拖动它的控件，请在 Binder 上启动本课（页面顶部的火箭按钮），或在 JupyterLab 中运行。",
+}
+WIDGET_NOTE = f"<p class=\"kdlab-widget-note\"><em>{WIDGET_NOTES[EDITION]}</em></p>"
 
 
 def _models(value, seen: set[str]):
@@ -161,25 +187,63 @@ def _patch_inline_client() -> None:
 
 def _source_read(app, docname: str, source: list[str]) -> None:
     if docname == root_doc:
-        # The Binder badge is an image on mybinder.org: a text link keeps the page offline.
-        source[0] = re.sub(r"\[!\[Binder\]\([^)]*\)\]\(([^)]*)\)", r"[Launch on Binder](\1)", source[0], count=1)
-        toc = "\n".join(LESSONS + ["notebooks/INSTRUCTOR"])
-        source[0] += f"\n\n```{{toctree}}\n:hidden:\n:caption: The course\n\n{toc}\n```\n"
-    elif docname == "notebooks/INSTRUCTOR":
-        link = f"{BINDER}/v2/gh/{REPOSITORY}/main?urlpath=lab/tree/notebooks/00-Welcome.ipynb"
-        source[0] = re.sub(r"^(# .*\n)", rf"\1\n[Launch the course on Binder]({link})\n", source[0], count=1)
+        # The Binder badges are images on mybinder.org: text links keep the page offline.
+        source[0] = re.sub(r"\[!\[Binder[^\]]*\]\([^)]*\)\]\(([^)]*)\)", r"[Launch on Binder](\1)", source[0])
+        toc = "\n".join(LESSONS + [INSTRUCTOR])
+        caption = EDITIONS[EDITION]["caption"]
+        source[0] += f"\n\n```{{toctree}}\n:hidden:\n:caption: {caption}\n\n{toc}\n```\n"
+    elif docname == INSTRUCTOR:
+        path = "kdlab/language/zh-CN" if EDITION == "zh-CN" else "lab/tree/notebooks/00-Welcome.ipynb"
+        label = "在 Binder 上启动课程（中文界面）" if EDITION == "zh-CN" else "Launch the course on Binder"
+        link = f"{BINDER}/v2/gh/{REPOSITORY}/main?urlpath={path}"
+        source[0] = re.sub(r"^(# .*\n)", rf"\1\n[{label}]({link})\n", source[0], count=1)
+
+
+def counterpart(docname: str, edition: str = EDITION) -> tuple[str, str]:
+    """(other edition, the same page's site path there): README ↔ README.zh-CN, notebooks/NN ↔ notebooks/zh-CN/NN."""
+    other = "zh-CN" if edition == "en" else "en"
+    here, there = EDITIONS[edition], EDITIONS[other]
+    if docname == here["root"]:
+        page = there["root"]
+    elif docname.startswith(here["folder"] + "/"):
+        page = there["folder"] + "/" + docname[len(here["folder"]) + 1:]
+    else:
+        page = there["root"]
+    return other, posixpath.join(there["site"], page + ".html")
+
+
+def _language_switch(app, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """The header link to this page in the other edition (book/_templates/language-switch.html draws it)."""
+    other, target = counterpart(pagename)
+    here = posixpath.join(EDITIONS[EDITION]["site"], pagename + ".html")
+    context["kdlab_switch"] = {"url": posixpath.relpath(target, posixpath.dirname(here) or "."),
+                               "label": EDITIONS[other]["label"], "lang": other}
+
+
+def _fix_chinese_search(out: Path) -> None:
+    """Sphinx 9.0.4 writes `window.Stemmer = ChineseStemmer`, a class it never defines (its Chinese search uses the
+    English stemmer), so every Chinese page logs a ReferenceError and search finds nothing: sphinx-doc/sphinx#14229,
+    fixed upstream by #14416 after 9.0.4. Make the same one-line change to the built file."""
+    data = out / "_static" / "language_data.js"
+    if data.is_file():
+        text = data.read_text(encoding="utf-8")
+        if "window.Stemmer = ChineseStemmer;" in text and "ChineseStemmer=" not in text:
+            data.write_text(text.replace("window.Stemmer = ChineseStemmer;", "window.Stemmer = EnglishStemmer;"),
+                            encoding="utf-8")
 
 
 def _landing_page(app, exception) -> None:
     """GitHub Pages opens index.html: make it the README page."""
     if exception is None and app.builder.format == "html":
         out = Path(app.outdir)
-        if (out / "README.html").is_file():
-            shutil.copyfile(out / "README.html", out / "index.html")
+        _fix_chinese_search(out)
+        if (out / f"{root_doc}.html").is_file():
+            shutil.copyfile(out / f"{root_doc}.html", out / "index.html")
 
 
 def setup(app):
     _patch_inline_client()
     app.connect("source-read", _source_read)
     app.connect("build-finished", _landing_page)
+    app.connect("html-page-context", _language_switch)
     return {"parallel_read_safe": False}

@@ -16,7 +16,7 @@ from .ensemble import PanelSettings, TeacherPanel, load_teacher_panel, student_a
 from .lm_distill import ARMS, LMRun, distinct_n, lm_student, next_token_distribution, sample_queries, teacher_nll_of_samples, test_perplexity, train_lm_arm
 from .lm_teacher import LMSettings, LMTeacher, encode_queries, load_lm_teacher
 from .recipes import RECIPES, Recipe, teach
-from .language import language, set_language
+from .language import current_language, set_language
 from .losses import KDTerms, distillation_loss, distillation_terms, generalized_jsd, soft_targets
 from . import threads
 from .students import STUDENT_KINDS, build_student, check_same_tokenizer, count_parameters, student_start
@@ -34,6 +34,6 @@ __all__ = [
     "format_findings", "generalized_jsd", "label_names", "load_encoder", "load_splits", "load_teacher_cache", "low_label_split",
     "mean_pool", "packaged_teacher_path", "predict_logits", "set_seed", "soft_targets", "student_start", "teacher_from_cache",
     "teacher_head", "threads", "throughput", "tokenize", "train_student", "use_policy_threads",
-    "language", "set_language",
+    "current_language", "set_language",
     "PanelSettings", "RECIPES", "Recipe", "TeacherPanel", "load_teacher_panel", "student_as_teacher", "teach",
 ]

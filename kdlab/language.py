@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -63,13 +64,13 @@ def catalog(code: str) -> dict[str, str]:
     return merged
 
 
-def language() -> str:
+def current_language() -> str:
     """The language kdlab speaks now: 'en' or 'zh-CN' (the Chinese edition's notebooks set it in their first cell)."""
     return _current
 
 
 def set_language(code: str) -> None:
-    """Make widgets, figures, checker findings and exercise feedback speak `code` (notebook 00, Chinese edition)."""
+    """Make widgets, figures, checker findings and exercise feedback speak `code` (notebook 00; the Chinese edition's first cell)."""
     global _current
     _current = _checked(code)
     if _current == "zh-CN":
@@ -77,9 +78,45 @@ def set_language(code: str) -> None:
 
 
 def tr(text: str, **fields: object) -> str:
-    """`text` (English, the key) in the current language, its {placeholders} filled from `fields`."""
-    translated = catalog(_current).get(text, text) if _current != "en" else text
+    """`text` (English, the key) in the current language, its {placeholders} filled from `fields`.
+
+    A string a notebook built with an f-string (an exercise's `why=`, a figure title) arrives filled in; it is
+    translated when a catalog key is its f-string's template, the filled-in values carried over (`_by_template`).
+    """
+    if _current == "en":
+        return text.format(**fields) if fields else text
+    entries = catalog(_current)
+    translated = entries.get(text)
+    if translated is None:
+        translated = (None if fields else _by_template(text)) or text
     return translated.format(**fields) if fields else translated
+
+
+_HOLE = re.compile(r"\{[^{}]+\}")
+
+
+@functools.lru_cache(maxsize=None)
+def _templates(code: str) -> list[tuple[re.Pattern, list[str], str]]:
+    """(pattern, holes, translation) for each catalog key with {holes}: f-string templates matched against filled text."""
+    found = []
+    for key, value in catalog(code).items():
+        holes = _HOLE.findall(key)
+        if holes:
+            literal = _HOLE.split(key)
+            pattern = "".join(re.escape(part) + ("(.+?)" if i < len(holes) else "") for i, part in enumerate(literal))
+            found.append((re.compile(pattern + r"\Z", re.S), holes, value))
+    return found
+
+
+def _by_template(text: str) -> str | None:
+    """The translation of an f-string's output: the first template that matches, each {hole} replaced by its value."""
+    for pattern, holes, value in _templates(_current):
+        match = pattern.match(text)
+        if match:
+            for hole, filled in zip(holes, match.groups()):
+                value = value.replace(hole, filled)
+            return value
+    return None
 
 
 def find_cjk_font() -> Path | None:
@@ -116,6 +153,17 @@ def use_cjk_font() -> str | None:
     # Latin text keeps the usual font; glyphs it lacks fall back to the CJK font (matplotlib >= 3.6).
     rcParams["font.family"] = [name for name in rcParams["font.family"] if name != family] + [family]
     return family
+
+
+def _font_check() -> None:
+    """`make fonts`: print the CJK font figures will use, or what to install and exit 1."""
+    import sys
+
+    font = find_cjk_font()
+    print(font if font else "No font with Chinese glyphs found in " + ", ".join(FONT_DIRS) + ": install one "
+          "(Debian/Ubuntu: sudo apt-get install fonts-wqy-microhei) for the Chinese edition's figures.",
+          file=sys.stdout if font else sys.stderr)
+    sys.exit(0 if font else 1)
 
 
 if _current == "zh-CN":  # KDLAB_LANGUAGE=zh-CN: figures need the CJK font as much as after set_language("zh-CN")

@@ -56,7 +56,7 @@ def _errors(executed) -> dict[int, str]:
     return errors
 
 
-def run_strict_many(notebooks, path: Path, timeout: int = 600) -> list[dict[int, str]]:
+def run_strict_many(notebooks, path: Path, timeout: int = 600, keep: list | None = None) -> list[dict[int, str]]:
     """Execute several versions of one notebook side by side (one kernel each) under KDLAB_EXERCISES=strict.
 
     Every cell runs (errors are recorded, not fatal); returns one {cell index: error} per notebook. The kernels
@@ -80,6 +80,8 @@ def run_strict_many(notebooks, path: Path, timeout: int = 600) -> list[dict[int,
             os.environ.pop("KDLAB_EXERCISES", None)
         else:
             os.environ["KDLAB_EXERCISES"] = previous
+    if keep is not None:
+        keep.extend(copies)  # the executed notebooks, for a caller that reads their outputs
     return [_errors(executed) for executed in copies]
 
 

@@ -3,12 +3,14 @@
 The build is the one `make book` runs, with KDLAB_BOOK_PAGES limiting it to notebooks 00 (an `interact`
 widget) and 02 (maths, figures, the kdlab temperature explorer), so it fits in CI's time. Every page is loaded
 from file://, and every request the browser makes is recorded: anything that is not file:// (or localhost)
-fails the test, so the book cannot quietly depend on a CDN. Screenshots go to artifacts/screenshots/.
+fails the test, so the book cannot quietly depend on a CDN. Both editions are built: the Chinese one (zh-CN/ of
+the site) is checked the same way, plus its language switch both ways. Screenshots go to artifacts/screenshots/.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -19,6 +21,8 @@ from chromium import ChromiumNotFound, find_chromium, launched
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 LESSONS = ["notebooks/00-Welcome", "notebooks/02-Soft-Targets-and-Temperature"]
+ZH_LESSONS = [name.replace("notebooks/", "zh-CN/notebooks/zh-CN/") for name in LESSONS]
+PAGES = ["README", *LESSONS, "notebooks/INSTRUCTOR", "zh-CN/README.zh-CN", *ZH_LESSONS, "zh-CN/notebooks/zh-CN/INSTRUCTOR"]
 
 
 def _load(name: str, path: Path):
@@ -115,7 +119,7 @@ def open_page(browser, path: Path):
     return page, outside, console_errors, page_errors
 
 
-@pytest.mark.parametrize("name", ["README", *LESSONS, "notebooks/INSTRUCTOR"])
+@pytest.mark.parametrize("name", PAGES)
 def test_page_is_offline_and_error_free(book, browser, name):
     page, outside, console_errors, page_errors = open_page(browser, book / f"{name}.html")
     try:
@@ -131,6 +135,52 @@ def test_page_is_offline_and_error_free(book, browser, name):
 
 def test_landing_page_is_the_readme(book):
     assert (book / "index.html").read_bytes() == (book / "README.html").read_bytes()
+    assert (book / "zh-CN" / "index.html").read_bytes() == (book / "zh-CN" / "README.zh-CN.html").read_bytes()
+
+
+def test_unknown_edition_is_refused_before_any_build(tmp_path):
+    with pytest.raises(SystemExit, match="editions en, zh-CN, not fr"):
+        book_build.build(tmp_path, editions=("fr",))
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_language_switch_leads_to_the_same_page_in_the_other_edition_and_back(book, name):
+    import re
+
+    def switch(path: Path) -> Path:
+        links = re.findall(r'<a class="[^"]*kdlab-language-switch[^"]*" href="([^"]+)"', path.read_text(encoding="utf-8"))
+        assert len(links) == 1, f"{path.relative_to(book)}: {len(links)} language switches"
+        return (path.parent / links[0]).resolve()
+
+    here = (book / f"{name}.html").resolve()
+    there = switch(here)
+    assert there.is_file(), f"{name}: the switch points at {there}, which the build did not write"
+    assert ("zh-CN" in there.relative_to(book.resolve()).parts) != ("zh-CN" in here.relative_to(book.resolve()).parts)
+    assert Path(name).name.split("-")[0] in there.name or "README" in there.name  # the same lesson number
+    assert switch(there) == here, f"{name}: the way back leads elsewhere"
+
+
+@pytest.mark.parametrize("name", ZH_LESSONS)
+def test_chinese_lesson_page_is_chinese_with_figures_and_maths(book, browser, name):
+    page, outside, _, _ = open_page(browser, book / f"{name}.html")
+    try:
+        assert page.locator("html").get_attribute("lang") == "zh-CN"
+        figures = page.locator("article img[src*='_images/']")
+        assert figures.count() >= 1, f"{name}: no figure"
+        page.wait_for_selector("mjx-container", state="attached", timeout=30_000)
+        assert page.locator("mjx-merror").count() == 0
+        text = page.locator("article").inner_text()
+        assert len(re.findall(r"[\u4e00-\u9fff]", text)) > 500, f"{name}: the page is not in Chinese"
+        assert "missing from font" not in text and "No font with Chinese glyphs" not in text, f"{name}: boxes for glyphs"
+        assert page.locator(".kdlab-widget-note", has_text="交互控件").count() >= 1
+        assert page.locator("details:has(summary:text-is('参考答案'))").count() >= 1 or name.endswith("00-Welcome")
+        assert not outside
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator(".kdlab-widget-note").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / f"book-zh-{name.split('/')[-1][:2]}-widget.png"))
+    finally:
+        page.context.close()
 
 
 @pytest.mark.parametrize("name", LESSONS)

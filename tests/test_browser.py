@@ -367,6 +367,41 @@ def test_notebook_02_temperature_explorer_redraws_in_jupyterlab(page, tmp_path):
             raise
 
 
+def test_the_chinese_link_opens_notebook_00_in_chinese_jupyterlab(page, tmp_path):
+    """README.zh-CN's Binder link and `make lab-zh` go to /kdlab/language/zh-CN (kdlab_jupyter): JupyterLab's own
+    menus in Chinese (the language pack), the Chinese notebook 00 open, and the choice kept in the user settings."""
+    root = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    port, token = free_port(), secrets.token_hex(16)
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
+               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    env = server_env(tmp_path)
+    shots = screenshot_folder("jupyterlab-zh")
+    log = tmp_path / "jupyterlab.log"
+    with server(command, port, log, env):
+        try:
+            missing = page.request.get(f"http://127.0.0.1:{port}/kdlab/language/fr?token={token}")
+            assert missing.status == 404
+            page.goto(f"http://127.0.0.1:{port}/kdlab/language/zh-CN?token={token}", timeout=SERVER_START_S * 1000)
+            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=SERVER_START_S * 1000)
+            assert page.url.split("?")[0].endswith("/lab/tree/zh-CN/00-Welcome.ipynb"), page.url
+            menu = page.locator("#jp-menu-panel, .lm-MenuBar").first
+            menu.get_by_text("文件", exact=True).wait_for(timeout=60_000)  # "File", from the language pack
+            assert page.locator("html").get_attribute("lang") == "zh-CN"
+            page.locator(".jp-NotebookPanel .jp-MarkdownOutput h1", has_text="欢迎").first.wait_for(timeout=60_000)
+            page.screenshot(path=shots / "0-chinese-lab.png")
+            setting = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "translation-extension" / "plugin.jupyterlab-settings"
+            assert json.loads(setting.read_text())["locale"] == "zh_CN"
+        except BaseException:
+            with contextlib.suppress(Exception):
+                page.screenshot(path=shots / "failure.png")
+            print(f"--- JupyterLab log ---\n{log_tail(log)}")
+            raise
+
+
 # --- 2. the Voilà app ---
 
 def test_app_is_committed_without_outputs():

@@ -78,7 +78,10 @@ def notebook_file(number: str) -> Path | None:
 
 @lru_cache(maxsize=None)
 def notebook_code(number: str) -> str:
-    cells = json.loads(notebook_file(number).read_text(encoding="utf-8"))["cells"]
+    """The code of lesson `number` in both editions: the Chinese one adds its language cell (kdlab.set_language)."""
+    english = notebook_file(number)
+    paths = [english] + ([NOTEBOOKS / "zh-CN" / english.name] if (NOTEBOOKS / "zh-CN" / english.name).exists() else [])
+    cells = [c for path in paths for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
     return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 

@@ -25,7 +25,7 @@ from kdlab import plots
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALE = ROOT / "kdlab" / "locale" / "zh-CN"
-language_module = sys.modules["kdlab.language"]  # kdlab.language is also the name of a function in kdlab
+language_module = sys.modules["kdlab.language"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -147,8 +147,8 @@ def pytest_configure(config):
             setattr(plots, name, wrapper)
 
 def pytest_unconfigure(config):
-    from kdlab import language
-    RECORD["_language"] = language()
+    from kdlab import current_language
+    RECORD["_language"] = current_language()
     with open(os.environ["KDLAB_PROBE_OUT"], "w", encoding="utf-8") as f:
         json.dump(RECORD, f, ensure_ascii=False)
 '''
@@ -325,7 +325,7 @@ def run_python(code: str, language: str) -> subprocess.CompletedProcess:
 
 
 def test_the_environment_variable_switches_language_and_font():
-    done = run_python("import kdlab, matplotlib; print(kdlab.language()); print(matplotlib.rcParams['font.family'])", "zh-CN")
+    done = run_python("import kdlab, matplotlib; print(kdlab.current_language()); print(matplotlib.rcParams['font.family'])", "zh-CN")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "zh-CN"
@@ -338,4 +338,4 @@ def test_an_unknown_language_is_refused_with_the_choices():
     assert "KDLAB_LANGUAGE='fr'" in done.stderr and "'zh-CN'" in done.stderr and "'en'" in done.stderr
     with pytest.raises(ValueError, match=r"'en', 'zh-CN'.*got 'fr'"):
         kdlab.set_language("fr")
-    assert kdlab.language() == "en"
+    assert kdlab.current_language() == "en"
