@@ -83,7 +83,7 @@ def tr(text: str, **fields: object) -> str:
     A string a notebook built with an f-string (an exercise's `why=`, a figure title) arrives filled in; it is
     translated when a catalog key is its f-string's template, the filled-in values carried over (`_by_template`).
     """
-    if _current == "en":
+    if _current == "en" or not isinstance(text, str):  # not a string (e.g. no title given: None): as it is
         return text.format(**fields) if fields else text
     entries = catalog(_current)
     translated = entries.get(text)
