@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kdlab.language import tr
 from kdlab.checks import check_positive_number
 from kdlab.threads import threads
 from kdlab.time_limit import TimedOut, run_with_time_limit
@@ -76,11 +77,11 @@ CODES = (
 def format_findings(findings: list[Finding]) -> str:
     """Render findings as numbered plain text, so a notebook cell can simply print them."""
     if not findings:
-        return "No problems found: your loss matches kdlab.distillation_loss in value and gradient."
-    lines = [f"Found {len(findings)} problem{'s' if len(findings) > 1 else ''}:"]
+        return tr("No problems found: your loss matches kdlab.distillation_loss in value and gradient.")
+    lines = [tr("Found {n} problems:", n=len(findings)) if len(findings) > 1 else tr("Found 1 problem:")]
     for number, finding in enumerate(findings, start=1):
         lines.append(f"{number}. [{finding.code}] {finding.message}")
-        lines.append(f"   Fix: {finding.fix}")
+        lines.append(tr("   Fix: {fix}", fix=finding.fix))
     return "\n".join(lines)
 
 
@@ -152,24 +153,28 @@ def _as_number(loss: object, probe: _Probe, lam: float) -> float:
     if not isinstance(loss, Tensor):
         raise _BadOutput(Finding(
             "not-scalar",
-            f"Your function returned a {type(loss).__name__}, not a torch tensor ({_describe(probe, lam)}). "
-            "Without a tensor there is no autograd graph, so loss.backward() cannot train the student.",
-            "Return the loss tensor itself; don't call .item(), float() or .numpy() on it."))
+            tr("Your function returned a {type_name}, not a torch tensor ({inputs}). Without a tensor there is no "
+               "autograd graph, so loss.backward() cannot train the student.",
+               type_name=type(loss).__name__,
+               inputs=_describe(probe, lam)),
+            tr("Return the loss tensor itself; don't call .item(), float() or .numpy() on it.")))
     if loss.numel() != 1:
         raise _BadOutput(Finding(
             "not-scalar",
-            f"Your function returned a tensor of shape {tuple(loss.shape)}, not a single number "
-            f"({_describe(probe, lam)}). A loss must be one number per batch.",
-            "Reduce it: sum the KL over classes and average over the batch (reduction='batchmean'), "
-            "and average the cross-entropy over the batch."))
+            tr("Your function returned a tensor of shape {shape}, not a single number ({inputs}). A loss must be "
+               "one number per batch.",
+               shape=tuple(loss.shape),
+               inputs=_describe(probe, lam)),
+            tr("Reduce it: sum the KL over classes and average over the batch (reduction='batchmean'), and average "
+               "the cross-entropy over the batch.")))
     return float(loss.detach().reshape(()))
 
 
 def _crash(error: Exception, where: str) -> Finding:
     return Finding(
         "crashes",
-        f"Your function raised {type(error).__name__}: {error} — when called with {where}.",
-        "Call it yourself on the same kind of input to see the traceback; every input here is valid.")
+        tr("Your function raised {type_name}: {error} — when called with {where}.", type_name=type(error).__name__, error=error, where=where),
+        tr("Call it yourself on the same kind of input to see the traceback; every input here is valid."))
 
 
 # --- a time limit on the learner's function: an endless loop becomes a finding, not a hung kernel ---
@@ -203,11 +208,13 @@ class _Deadline:
         except TimedOut:
             raise _TimedOut(Finding(
                 "timed-out",
-                f"Your loss did not return within {self.seconds:g} s on {where} — look for an endless loop "
-                "(a `while` whose condition never becomes False, a loop variable that is never updated). "
-                "A loss on a batch this small takes milliseconds.",
-                "Run your function once yourself on small tensors and interrupt it (■ / Ctrl-C) to see the line it "
-                "is stuck on; if it is only slow, pass a larger timeout_s.")) from None
+                tr("Your loss did not return within {seconds:g} s on {where} — look for an endless loop (a `while` "
+                   "whose condition never becomes False, a loop variable that is never updated). A loss on a batch "
+                   "this small takes milliseconds.",
+                   seconds=self.seconds,
+                   where=where),
+                tr("Run your function once yourself on small tensors and interrupt it (■ / Ctrl-C) to see the line "
+                   "it is stuck on; if it is only slow, pass a larger timeout_s."))) from None
 
     def wrap(self, fn: LossFn) -> LossFn:
         """fn with this deadline on every call."""
@@ -327,84 +334,93 @@ def _explain(h: _Hypothesis) -> list[Finding]:
     if h.weighting == "(1 - lam) * ce + lam * kd":
         found.append(Finding(
             "weights-swapped",
-            "lam weights the soft-target (KD) term, and 1 − lam the hard-label CE. In kdlab, lam is the weight "
-            "on the hard labels: L = lam·CE + (1 − lam)·T²·KL. Papers and libraries disagree on which term "
-            "gets λ, so always check; with the swap, lam=0.9 trains almost only on the teacher, not the labels.",
+            tr("lam weights the soft-target (KD) term, and 1 − lam the hard-label CE. In kdlab, lam is the weight "
+               "on the hard labels: L = lam·CE + (1 − lam)·T²·KL. Papers and libraries disagree on which term gets "
+               "λ, so always check; with the swap, lam=0.9 trains almost only on the teacher, not the labels."),
             "return lam * ce + (1 - lam) * kd"))
     elif h.weighting != "lam * ce + (1 - lam) * kd":
         found.append(Finding(
             "lam-ignored",
-            f"The loss does not depend on lam: it computes {h.weighting} whatever lam you pass, "
-            "so moving the λ slider changes nothing.",
-            "Weight the two terms with lam: return lam * ce + (1 - lam) * kd"))
+            tr("The loss does not depend on lam: it computes {weighting} whatever lam you pass, so moving the λ "
+               "slider changes nothing.",
+               weighting=h.weighting),
+            tr("Weight the two terms with lam: return lam * ce + (1 - lam) * kd")))
     if h.ce_scaled:
         found.append(Finding(
             "ce-temperature",
-            "The hard-label cross-entropy is computed on the temperature-scaled student logits "
-            "(student_logits / T). The hard labels belong at T = 1, where the student is evaluated and used. "
-            "This often comes from dividing the logits by T in place and reusing them.",
-            "F.cross_entropy(student_logits, labels) on the unscaled logits; "
-            "put student_logits / T in a new variable used only by the KD term."))
+            tr("The hard-label cross-entropy is computed on the temperature-scaled student logits (student_logits "
+               "/ T). The hard labels belong at T = 1, where the student is evaluated and used. This often comes "
+               "from dividing the logits by T in place and reusing them."),
+            tr("F.cross_entropy(student_logits, labels) on the unscaled logits; put student_logits / T in a new "
+               "variable used only by the KD term.")))
     if kd.scaled == "neither":
-        detail = ("T only appears in the T² factor" if kd.t_squared
-                  else "the loss is the same at every temperature")
+        detail = (tr("T only appears in the T² factor") if kd.t_squared
+                  else tr("the loss is the same at every temperature"))
         found.append(Finding(
             "no-temperature",
-            f"The logits are not divided by the temperature before the softmaxes ({detail}). The teacher's "
-            "distribution stays as sharp as at T = 1, so its 'dark knowledge' about similar classes stays hidden.",
-            "Use F.log_softmax(student_logits / T, dim=-1) and F.softmax(teacher_logits / T, dim=-1), "
-            "and multiply the KL by T ** 2."))
+            tr("The logits are not divided by the temperature before the softmaxes ({detail}). The teacher's "
+               "distribution stays as sharp as at T = 1, so its 'dark knowledge' about similar classes stays "
+               "hidden.",
+               detail=detail),
+            tr("Use F.log_softmax(student_logits / T, dim=-1) and F.softmax(teacher_logits / T, dim=-1), and "
+               "multiply the KL by T ** 2.")))
     elif kd.scaled != "both":
-        only, other = ("student", "teacher") if kd.scaled == "student" else ("teacher", "student")
+        only, other = (tr("student"), tr("teacher")) if kd.scaled == "student" else (tr("teacher"), tr("student"))
         found.append(Finding(
             "temperature-one-side",
-            f"Only the {only}'s logits are divided by T; the {other}'s are not. The two distributions are "
-            "compared at different temperatures, so the student is pulled towards the wrong target.",
-            "Divide both: F.softmax(teacher_logits / T, dim=-1) and F.log_softmax(student_logits / T, dim=-1)."))
+            tr("Only the {only}'s logits are divided by T; the {other}'s are not. The two distributions are "
+               "compared at different temperatures, so the student is pulled towards the wrong target.",
+               only=only,
+               other=other),
+            tr("Divide both: F.softmax(teacher_logits / T, dim=-1) and F.log_softmax(student_logits / T, dim=-1).")))
     if kd.fed != "log-probs":
-        what = "probabilities (softmax)" if kd.fed == "probs" else "raw logits"
+        what = tr("probabilities (softmax)") if kd.fed == "probs" else tr("raw logits")
         found.append(Finding(
             "not-log-probs",
-            f"The KL divergence is fed {what} where it needs log-probabilities. F.kl_div and nn.KLDivLoss expect "
-            "their input (the student side) as log-probabilities and their target as probabilities; "
-            "given anything else they silently return a wrong number.",
-            "Pass F.log_softmax(student_logits / T, dim=-1) as the input and F.softmax(teacher_logits / T, dim=-1) "
-            "as the target (or log-probabilities for both, with log_target=True)."))
+            tr("The KL divergence is fed {what} where it needs log-probabilities. F.kl_div and nn.KLDivLoss expect "
+               "their input (the student side) as log-probabilities and their target as probabilities; given "
+               "anything else they silently return a wrong number.",
+               what=what),
+            tr("Pass F.log_softmax(student_logits / T, dim=-1) as the input and F.softmax(teacher_logits / T, "
+               "dim=-1) as the target (or log-probabilities for both, with log_target=True).")))
     if kd.reversed:
         found.append(Finding(
             "kl-reversed",
-            "This is the reverse KL, KL(p_S ‖ p_T), not this loss's direction KL(p_T ‖ p_S). Reverse KL is a "
-            "deliberate choice elsewhere (it is mode-seeking; language-model distillation such as MiniLLM uses it), "
-            "but Hinton's loss, and kdlab.distillation_loss, take the teacher's distribution as the target: it must "
-            "be F.kl_div's second argument.",
-            "F.kl_div(F.log_softmax(student_logits / T, dim=-1), F.softmax(teacher_logits / T, dim=-1), "
-            "reduction='batchmean')"))
+            tr("This is the reverse KL, KL(p_S ‖ p_T), not this loss's direction KL(p_T ‖ p_S). Reverse KL is a "
+               "deliberate choice elsewhere (it is mode-seeking; language-model distillation such as MiniLLM uses "
+               "it), but Hinton's loss, and kdlab.distillation_loss, take the teacher's distribution as the "
+               "target: it must be F.kl_div's second argument."),
+            ("F.kl_div(F.log_softmax(student_logits / T, dim=-1), F.softmax(teacher_logits / T, dim=-1), "
+             "reduction='batchmean')")))
     if not kd.entropy_removed:
         found.append(Finding(
             "cross-entropy-not-kl",
-            "You computed the soft cross-entropy −Σ p_T·log p_S instead of the KL divergence. They differ by the "
-            "teacher's entropy, a constant: the gradients (and so training) are the same, but the loss value is "
-            "not the one kdlab reports, so numbers can't be compared.",
-            "Subtract the teacher's entropy, or use F.kl_div(..., reduction='batchmean')."))
+            tr("You computed the soft cross-entropy −Σ p_T·log p_S instead of the KL divergence. They differ by "
+               "the teacher's entropy, a constant: the gradients (and so training) are the same, but the loss "
+               "value is not the one kdlab reports, so numbers can't be compared."),
+            tr("Subtract the teacher's entropy, or use F.kl_div(..., reduction='batchmean').")))
     if kd.reduction == "mean":
         found.append(Finding(
             "mean-not-batchmean",
-            f"The KL is averaged over the classes as well as the batch (reduction='mean', the default of "
-            f"nn.KLDivLoss and F.kl_div), so it is num_classes times too small ({classes}× here, 77× on "
-            "Banking77).",
-            "Use reduction='batchmean': sum over classes, average over examples."))
+            tr("The KL is averaged over the classes as well as the batch (reduction='mean', the default of "
+               "nn.KLDivLoss and F.kl_div), so it is num_classes times too small ({classes}× here, 77× on "
+               "Banking77).",
+               classes=classes),
+            tr("Use reduction='batchmean': sum over classes, average over examples.")))
     elif kd.reduction == "sum":
         found.append(Finding(
             "sum-not-batchmean",
-            "The KL is summed over the batch instead of averaged (reduction='sum'), so it grows with the batch "
-            "size and outweighs the cross-entropy, which is averaged.",
-            "Use reduction='batchmean': sum over classes, average over examples."))
+            tr("The KL is summed over the batch instead of averaged (reduction='sum'), so it grows with the batch "
+               "size and outweighs the cross-entropy, which is averaged."),
+            tr("Use reduction='batchmean': sum over classes, average over examples.")))
     if not kd.t_squared and kd.scaled != "neither":
         found.append(Finding(
             "missing-t-squared",
-            f"The soft-target term is not multiplied by T² ({T**2:g} at T={T}). Its gradients shrink like 1/T², "
-            "so the higher the temperature, the less the student hears from the teacher.",
-            "Multiply the KL term by temperature ** 2 (Hinton et al. 2015, section 2)."))
+            tr("The soft-target term is not multiplied by T² ({t_squared:g} at T={T}). Its gradients shrink like 1/T², "
+               "so the higher the temperature, the less the student hears from the teacher.",
+               t_squared=T**2,
+               T=T),
+            tr("Multiply the KL term by temperature ** 2 (Hinton et al. 2015, section 2).")))
     return found
 
 
@@ -425,37 +441,40 @@ def _convention(h: _Hypothesis) -> tuple[str, str] | None:
         return None
     T, lam, C = _EXAMPLE_T, _EXAMPLE_LAM, _EXAMPLE_CLASSES
     if h.weighting == "lam * ce + (1 - lam) * kd" and h.kd == replace(right, t_squared=False):
-        code, source, what = "missing-t-squared", "keras-classic", "alpha (your lam) weighs the CE, the KL has no T²"
+        code, source, what = "missing-t-squared", "keras-classic", tr("alpha (your lam) weighs the CE, the KL has no T²")
         call, settings = "'keras-classic', alpha=lam, temperature=T", {"alpha": lam, "temperature": T}
     elif h.weighting == "lam * ce + (1 - lam) * kd" and h.kd == replace(right, reduction="mean"):
-        code, source, what = "mean-not-batchmean", "kldivloss-mean", "the KL is divided by the class count too"
+        code, source, what = "mean-not-batchmean", "kldivloss-mean", tr("the KL is divided by the class count too")
         call, settings = "'kldivloss-mean', temperature=T, lam=lam, num_classes=C", {"temperature": T, "lam": lam}
     elif h.weighting == "lam * ce + (1 - lam) * kd" and h.kd == replace(right, entropy_removed=False):
         code, source = "cross-entropy-not-kl", "soft-cross-entropy"
-        what = "the soft cross-entropy in place of the KL (the PyTorch tutorial did this until a later revision)"
+        what = tr("the soft cross-entropy in place of the KL (the PyTorch tutorial did this until a later revision)")
         call, settings = "'soft-cross-entropy', temperature=T, lam=lam", {"temperature": T, "lam": lam}
     elif h.weighting in _FIXED_WEIGHTS and h.kd == right:
         ce_w, kd_w = _FIXED_WEIGHTS[h.weighting]
         code, source = "lam-ignored", "pytorch-tutorial"
-        what = f"two fixed weights, ce_loss_weight={ce_w:g} and soft_target_loss_weight={kd_w:g}, in place of lam"
+        what = tr("two fixed weights, ce_loss_weight={ce_w:g} and soft_target_loss_weight={kd_w:g}, in place of lam",
+                  ce_w=ce_w, kd_w=kd_w)
         call = f"'pytorch-tutorial', T=T, soft_target_loss_weight={kd_w:g}, ce_loss_weight={ce_w:g}"
         settings = {"T": T, "soft_target_loss_weight": kd_w, "ce_loss_weight": ce_w}
     elif h.weighting == "kd" and h.kd == replace(right, t_squared=False):
         code, source = "lam-ignored", "trl"
-        what = "the forward KL alone, without T² and without the CE (generalized_jsd_loss with beta=0)"
+        what = tr("the forward KL alone, without T² and without the CE (generalized_jsd_loss with beta=0)")
         call, settings = "'trl', beta=0, temperature=T", {"beta": 0.0, "temperature": T}
     else:
         return None
     spec, recipe = SOURCES[source], convert_recipe(source, num_classes=C, **settings)
-    shown = f"T = {T:g}, lam = {lam:g}" + (f" and {C} classes" if source == "kldivloss-mean" else "")
+    shown = f"T = {T:g}, lam = {lam:g}" + (tr(" and {C} classes", C=C) if source == "kldivloss-mean" else "")
     if source == "pytorch-tutorial":
         shown = f"T = {T:g}"
-    factor = ("with the same gradient, and a value higher by a constant, (1 − lam)·T²·H(p_T)"
-              if recipe.factor is None else f"and its value is {recipe.factor:.4g} times kdlab's")
-    return code, (
-        f" This is the convention of {spec.title} (source and version: kdlab.conventions.SOURCES[{source!r}]): "
-        f"{what}. kdlab.convert_recipe({call}) translates it: at {shown} it trains in the direction of "
-        f"kdlab.distillation_loss(..., temperature={recipe.temperature:g}, lam={recipe.lam:.4g}), {factor}.")
+    factor = (tr("with the same gradient, and a value higher by a constant, (1 − lam)·T²·H(p_T)")
+              if recipe.factor is None else tr("and its value is {factor:.4g} times kdlab's", factor=recipe.factor))
+    return code, tr(
+        " This is the convention of {title} (source and version: kdlab.conventions.SOURCES[{source!r}]): {what}. "
+        "kdlab.convert_recipe({call}) translates it: at {shown} it trains in the direction of "
+        "kdlab.distillation_loss(..., temperature={temperature:g}, lam={lam:.4g}), {factor}.",
+        title=spec.title, source=source, what=what, call=call, shown=shown, temperature=recipe.temperature,
+        lam=recipe.lam, factor=factor)
 
 
 def _with_convention(h: _Hypothesis) -> list[Finding]:
@@ -510,17 +529,18 @@ def _check(fn: LossFn, deadline: _Deadline) -> list[Finding]:
         names = " and ".join(sorted(modified))
         findings.append(Finding(
             "modifies-inputs",
-            f"Your function changes {names} in place (e.g. logits /= T). The caller's tensors are altered, so "
-            "whatever uses them next — the CE term, accuracy, the next epoch's cached teacher logits — sees "
-            "scaled values.",
-            "Write the scaled logits into a new variable: scaled = logits / T."))
+            tr("Your function changes {names} in place (e.g. logits /= T). The caller's tensors are altered, so "
+               "whatever uses them next — the CE term, accuracy, the next epoch's cached teacher logits — sees "
+               "scaled values.",
+               names=names),
+            tr("Write the scaled logits into a new variable: scaled = logits / T.")))
     if not np.isfinite(observed).all():
         return findings + [Finding(
             "not-finite",
-            "Your function returns NaN or inf on an ordinary batch. A common cause is F.kl_div given "
-            "log-probabilities as target without log_target=True (the log of a negative number), or "
-            "torch.log(softmax(...)) reaching log(0).",
-            "Use F.log_softmax for log-probabilities; pass log_target=True if the target is log-probabilities.")]
+            tr("Your function returns NaN or inf on an ordinary batch. A common cause is F.kl_div given "
+               "log-probabilities as target without log_target=True (the log of a negative number), or "
+               "torch.log(softmax(...)) reaching log(0)."),
+            tr("Use F.log_softmax for log-probabilities; pass log_target=True if the target is log-probabilities."))]
     explanation = _best_explanation(observed)
     findings += _unexplained(fn, observed) if explanation is None else _with_convention(explanation)
     findings += _gradient_findings(fn, explanation, deadline)
@@ -535,9 +555,9 @@ def _unexplained(fn: LossFn, observed: np.ndarray) -> list[Finding]:
     if np.isclose(values, values[:, :1], rtol=_RTOL).all():
         found.append(Finding(
             "lam-ignored",
-            "The loss has the same value for lam=0, 0.3 and 1: lam is not used (other parts could not be checked "
-            "until it is).",
-            "Weight the two terms with lam: return lam * ce + (1 - lam) * kd"))
+            tr("The loss has the same value for lam=0, 0.3 and 1: lam is not used (other parts could not be "
+               "checked until it is)."),
+            tr("Weight the two terms with lam: return lam * ce + (1 - lam) * kd")))
     probe = _PROBES[0]
     try:
         hotter = _as_number(_run(fn, probe, 0.3, temperature=2 * probe.temperature).loss, probe, 0.3)
@@ -546,23 +566,25 @@ def _unexplained(fn: LossFn, observed: np.ndarray) -> list[Finding]:
     if math.isclose(hotter, values[0, 2], rel_tol=_RTOL):
         found.append(Finding(
             "no-temperature",
-            f"The loss has the same value at temperature={probe.temperature} and {2 * probe.temperature}: the "
-            "temperature argument is ignored (is T hard-coded inside?).",
-            "Use the temperature argument: divide both logits by it, multiply the KL by its square."))
+            tr("The loss has the same value at temperature={temperature} and {doubled}: the temperature argument is "
+               "ignored (is T hard-coded inside?).",
+               temperature=probe.temperature, doubled=2 * probe.temperature),
+            tr("Use the temperature argument: divide both logits by it, multiply the KL by its square.")))
     if found:
         return found
     ce, kd = distillation_terms(probe.student, probe.teacher, probe.labels, probe.temperature)
     hint = ""
     if math.isclose(values[0, 1], float(ce), rel_tol=_RTOL):
-        hint = " At lam=1 it matches the hard-label CE, so look at the KD term (and how lam weights it)."
+        hint = tr(" At lam=1 it matches the hard-label CE, so look at the KD term (and how lam weights it).")
     elif math.isclose(values[0, 0], float(kd), rel_tol=_RTOL):
-        hint = " At lam=0 it matches the KD term, so look at the CE term (and how lam weights it)."
+        hint = tr(" At lam=0 it matches the KD term, so look at the CE term (and how lam weights it).")
     return [Finding(
         "wrong-value",
-        f"On {_describe(probe, None)} your loss gives {values[0, 0]:.6g} at lam=0 and {values[0, 1]:.6g} at lam=1; "
-        f"the reference gives {float(kd):.6g} (the KD term alone) and {float(ce):.6g} (the CE alone). "
-        f"No combination of the common mistakes explains the difference.{hint}",
-        "Compare your terms one at a time with kdlab.distillation_terms on the same inputs.")]
+        tr("On {inputs} your loss gives {at_0:.6g} at lam=0 and {at_1:.6g} at lam=1; the reference gives "
+           "{kd:.6g} (the KD term alone) and {ce:.6g} (the CE alone). No combination of the common "
+           "mistakes explains the difference.{hint}",
+           inputs=_describe(probe, None), at_0=values[0, 0], at_1=values[0, 1], kd=float(kd), ce=float(ce), hint=hint),
+        tr("Compare your terms one at a time with kdlab.distillation_terms on the same inputs."))]
 
 
 def _close(a: Tensor, b: Tensor) -> bool:
@@ -584,15 +606,15 @@ def _gradient_findings(fn: LossFn, explanation: _Hypothesis | None, deadline: _D
     if teacher_grad is not None and float(teacher_grad.abs().max()) > 0:
         found.append(Finding(
             "teacher-gradient",
-            "Gradient flows back into the teacher's logits. In training this updates (or tries to update) the "
-            "teacher and costs memory and time; the teacher should be a fixed target.",
-            "Use teacher_logits.detach() inside the loss, and run the teacher in eval() mode under "
-            "torch.no_grad()."))
+            tr("Gradient flows back into the teacher's logits. In training this updates (or tries to update) the "
+               "teacher and costs memory and time; the teacher should be a fixed target."),
+            tr("Use teacher_logits.detach() inside the loss, and run the teacher in eval() mode under "
+               "torch.no_grad().")))
     detached = Finding(
         "student-detached",
-        "No gradient reaches the student's logits, so the student cannot learn from this loss. "
-        "Something cuts the graph: .detach(), .item(), .data, torch.no_grad() or building a new tensor.",
-        "Keep student_logits attached: only the teacher's logits should be detached.")
+        tr("No gradient reaches the student's logits, so the student cannot learn from this loss. Something cuts "
+           "the graph: .detach(), .item(), .data, torch.no_grad() or building a new tensor."),
+        tr("Keep student_logits attached: only the teacher's logits should be detached."))
     if student_grad is None or float(student_grad.abs().max()) == 0:
         return found + [detached]
     if explanation is None:
@@ -603,32 +625,34 @@ def _gradient_findings(fn: LossFn, explanation: _Hypothesis | None, deadline: _D
     ce_grad, kd_grad = (torch.autograd.grad(term, student)[0] for term in (w_ce * ce, w_kd * kd))
     if _close(student_grad, ce_grad + kd_grad):
         return found
-    for grad, cut, kept in ((ce_grad, "soft-target (KD)", "hard-label CE"), (kd_grad, "hard-label CE", "KD")):
+    for grad, cut, kept in ((ce_grad, tr("soft-target (KD)"), tr("hard-label CE")), (kd_grad, tr("hard-label CE"), "KD")):
         if _close(student_grad, grad):
             return found + [Finding(
                 "student-detached",
-                f"Only the {kept} term sends gradient to the student: the {cut} term is computed from detached "
-                "student logits (.detach(), .data or torch.no_grad()), so it shows in the loss value but teaches "
-                "nothing.",
+                tr("Only the {kept} term sends gradient to the student: the {cut} term is computed from detached "
+                   "student logits (.detach(), .data or torch.no_grad()), so it shows in the loss value but "
+                   "teaches nothing.",
+                   kept=kept,
+                   cut=cut),
                 detached.fix)]
     return found + [Finding(
         "wrong-gradient",
-        "The loss value is as described, but its gradient with respect to the student's logits is not "
-        "the gradient of that value: part of the computation bypasses autograd.",
-        "Compute the loss only with differentiable torch operations on student_logits.")]
+        tr("The loss value is as described, but its gradient with respect to the student's logits is not the "
+           "gradient of that value: part of the computation bypasses autograd."),
+        tr("Compute the loss only with differentiable torch operations on student_logits."))]
 
 
 def _unlabeled_findings(fn: LossFn, explanation: _Hypothesis | None) -> list[Finding]:
     """labels=None marks an unlabeled transfer batch: the loss must be the KD term alone."""
     probe = _PROBES[0]
-    fix = "if labels is None: return kd  (an unlabeled batch has only the teacher to learn from)"
+    fix = tr("if labels is None: return kd  (an unlabeled batch has only the teacher to learn from)")
     try:
         value = _as_number(_run(fn, probe, 0.5, labels=False).loss, probe, 0.5)
     except Exception as error:
         message = error.finding.message if isinstance(error, _BadOutput) else f"{type(error).__name__}: {error}"
         return [Finding(
             "unlabeled-batch",
-            f"With labels=None (an unlabeled transfer batch) your function fails: {message}",
+            tr("With labels=None (an unlabeled transfer batch) your function fails: {message}", message=message),
             fix)]
     if explanation is None:
         return []
@@ -638,6 +662,8 @@ def _unlabeled_findings(fn: LossFn, explanation: _Hypothesis | None) -> list[Fin
         return []
     return [Finding(
         "unlabeled-batch",
-        f"With labels=None (an unlabeled transfer batch) your function returns {value:.6g}, but its own KD term "
-        f"is {expected:.6g}: without labels the loss should be the KD term alone, whatever lam is.",
+        tr("With labels=None (an unlabeled transfer batch) your function returns {value:.6g}, but its own KD term "
+           "is {expected:.6g}: without labels the loss should be the KD term alone, whatever lam is.",
+           value=value,
+           expected=expected),
         fix)]

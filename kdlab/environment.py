@@ -10,6 +10,8 @@ import os
 import platform
 from importlib import metadata
 
+from .language import tr
+
 
 def environment_report() -> dict:
     """What is installed and whether the offline teacher and the data are found, so setup problems show early.
@@ -73,21 +75,23 @@ def environment_summary(report: dict | None = None) -> str:
     lines = [
         f"{mark(True)} Python {report['python']}",
         f"{mark(report.get('torch') and report.get('transformers'))} {packages}",
-        f"{mark(True)} compute: {report.get('device')} ({report.get('cpu_count')} CPU cores, torch uses {report.get('torch_threads')} threads)",
+        f"{mark(True)} " + tr("compute: {device} ({cpus} CPU cores, torch uses {threads} threads)", device=report.get("device"),
+                              cpus=report.get("cpu_count"), threads=report.get("torch_threads")),
     ]
     if report["teacher_found"]:
-        lines.append(f"{mark(True)} offline teacher (MiniLM-L6-H384) found, weights verified: {report['teacher_path']}")
+        lines.append(f"{mark(True)} " + tr("offline teacher (MiniLM-L6-H384) found, weights verified: {path}", path=report["teacher_path"]))
     else:
-        lines.append(f"{mark(False)} offline teacher NOT found: {report['teacher_problem']}")
+        lines.append(f"{mark(False)} " + tr("offline teacher NOT found: {problem}", problem=report["teacher_problem"]))
     if report["data_found"]:
         sizes = ", ".join(f"{k} {v:,}" for k, v in report["data_sizes"].items())
-        lines.append(f"{mark(True)} Banking77 data found: {report['num_classes']} intents; {sizes} queries")
+        lines.append(f"{mark(True)} " + tr("Banking77 data found: {classes} intents; {sizes} queries", classes=report["num_classes"], sizes=sizes))
     else:
-        lines.append(f"{mark(False)} data NOT found: {report['data_problem']}")
+        lines.append(f"{mark(False)} " + tr("data NOT found: {problem}", problem=report["data_problem"]))
     if report["cache_files"]:
-        lines.append(f"{mark(True)} teacher cache present ({len(report['cache_files'])} file(s) in {report['cache_folder']})")
+        lines.append(f"{mark(True)} " + tr("teacher cache present ({n} file(s) in {folder})", n=len(report["cache_files"]),
+                                                folder=report["cache_folder"]))
     else:
-        lines.append(f"• teacher cache not built yet: notebook 01 builds it (about 1–2 min, once)")
-    lines.append("READY: every lesson can run offline." if report["ready"] else
-                 "NOT READY: fix the ✘ lines above (see the README's setup commands).")
+        lines.append("• " + tr("teacher cache not built yet: notebook 01 builds it (about 1–2 min, once)"))
+    lines.append(tr("READY: every lesson can run offline.") if report["ready"] else
+                 tr("NOT READY: fix the ✘ lines above (see the README's setup commands)."))
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .language import tr
 from .time_limit import TimedOut, run_with_time_limit
 
 STRICT_ENV = "KDLAB_EXERCISES"
@@ -38,13 +39,13 @@ class Feedback:
     hint: str = ""
 
     def __str__(self) -> str:
-        status = "✔ solved" if self.solved else "✘ not solved yet"
-        hint = f"\n  hint: {self.hint}" if self.hint and not self.solved else ""
+        status = tr("✔ solved") if self.solved else tr("✘ not solved yet")
+        hint = "\n  " + tr("hint: {hint}", hint=self.hint) if self.hint and not self.solved else ""
         return f"{self.name}: {status} — {self.message}{hint}"
 
     def _repr_html_(self) -> str:
-        colour, mark = ("#e6f4ea", "✔ solved") if self.solved else ("#fdecea", "✘ not solved yet")
-        hint = f"<br><b>Hint:</b> {html.escape(self.hint)}" if self.hint and not self.solved else ""
+        colour, mark = ("#e6f4ea", tr("✔ solved")) if self.solved else ("#fdecea", tr("✘ not solved yet"))
+        hint = f"<br><b>{html.escape(tr('Hint:'))}</b> {html.escape(self.hint)}" if self.hint and not self.solved else ""
         return (f'<div style="background:{colour};padding:8px 12px;border-radius:6px;font-size:1.05em">'
                 f"<b>{html.escape(self.name)}: {mark}</b> — {html.escape(self.message)}{hint}</div>")
 
@@ -58,8 +59,9 @@ def strict() -> bool:
 
 
 def _report(name: str, solved: bool, message: str, hint: str = "") -> Feedback:
-    """Build the feedback, and raise it instead under strict mode when the exercise is not solved."""
-    feedback = Feedback(name, solved, message, hint)
+    """Build the feedback (in the current language), and raise it instead under strict mode when not solved."""
+    # The notebook's own words (name, hint) are looked up too, in the catalog its translators wrote.
+    feedback = Feedback(tr(name), solved, message, tr(hint) if hint else hint)
     if not solved and strict():
         raise ExerciseNotSolved(str(feedback))
     return feedback
@@ -78,12 +80,14 @@ def call_with_time_limit(fn: Callable, *args, seconds: float = 20.0, **kwargs):
 def _describe_error(error: BaseException) -> tuple[str, str]:
     """A message and a hint for an exception raised by the learner's code."""
     if isinstance(error, NotImplementedError):
-        return "the stub still raises NotImplementedError", "replace the `raise NotImplementedError` line with your code"
+        return (tr("the stub still raises NotImplementedError"),
+                tr("replace the `raise NotImplementedError` line with your code"))
     if isinstance(error, TimedOut):
-        return str(error), "look for a loop that never ends"
+        return str(error), tr("look for a loop that never ends")
     if isinstance(error, TypeError) and "Ellipsis" in str(error):
-        return f"a `...` placeholder is still there ({error})", "replace every `...` with your code"
-    return f"your code raised {type(error).__name__}: {error}", "read the error line by line; run your code on a tiny input"
+        return tr("a `...` placeholder is still there ({error})", error=error), tr("replace every `...` with your code")
+    return (tr("your code raised {type_name}: {error}", type_name=type(error).__name__, error=error),
+            tr("read the error line by line; run your code on a tiny input"))
 
 
 def _close(actual: Any, expected: Any, rtol: float, atol: float) -> tuple[bool, str]:
@@ -92,24 +96,26 @@ def _close(actual: Any, expected: Any, rtol: float, atol: float) -> tuple[bool, 
         a = np.asarray(actual.detach().cpu() if hasattr(actual, "detach") else actual, dtype=np.float64)
         e = np.asarray(expected.detach().cpu() if hasattr(expected, "detach") else expected, dtype=np.float64)
     except (TypeError, ValueError):
-        return actual == expected, f"got {actual!r}, expected {expected!r}"
+        return actual == expected, tr("got {actual!r}, expected {expected!r}", actual=actual, expected=expected)
     if a.shape != e.shape:
-        return False, f"the shape is {a.shape}, expected {e.shape}"
+        return False, tr("the shape is {shape}, expected {expected}", shape=a.shape, expected=e.shape)
     if not np.all(np.isfinite(a)):
-        return False, "the result holds NaN or inf"
+        return False, tr("the result holds NaN or inf")
     if np.allclose(a, e, rtol=rtol, atol=atol):
         return True, ""
     worst = float(np.max(np.abs(a - e)))
-    shown = f"{a.item():.6g}, expected {e.item():.6g}" if a.size == 1 else f"largest difference {worst:.3g}"
-    return False, f"got {shown}"
+    if a.size == 1:
+        return False, tr("got {actual:.6g}, expected {expected:.6g}", actual=a.item(), expected=e.item())
+    return False, tr("got largest difference {worst:.3g}", worst=worst)
 
 
 def check_value(name: str, answer: Any, expected: Any, *, hint: str = "", rtol: float = 1e-4, atol: float = 1e-6) -> Feedback:
     """Compare a value the learner computed (a number, array or tensor) with the independent answer."""
     if _is_unfinished(answer):
-        return _report(name, False, "no answer yet: the `...` placeholder is still there", hint or "replace `...` with your computation")
+        return _report(name, False, tr("no answer yet: the `...` placeholder is still there"),
+                       hint or tr("replace `...` with your computation"))
     ok, detail = _close(answer, expected, rtol, atol)
-    return _report(name, ok, "matches the expected value" if ok else detail, hint)
+    return _report(name, ok, tr("matches the expected value") if ok else detail, hint)
 
 
 def check_function(
@@ -124,7 +130,7 @@ def check_function(
 ) -> Feedback:
     """Run the learner's function on each (args, expected) case and name the first case it gets wrong."""
     if not callable(fn):
-        return _report(name, False, f"expected a function, got {type(fn).__name__}", hint)
+        return _report(name, False, tr("expected a function, got {type_name}", type_name=type(fn).__name__), hint)
     for number, (args, expected) in enumerate(cases, start=1):
         try:
             actual = call_with_time_limit(fn, *args, seconds=seconds)
@@ -132,30 +138,39 @@ def check_function(
             message, default_hint = _describe_error(error)
             return _report(name, False, message, hint or default_hint)
         if _is_unfinished(actual):
-            return _report(name, False, "your function returns nothing yet (None or `...`)", hint or "finish the body and `return` the result")
+            return _report(name, False, tr("your function returns nothing yet (None or `...`)"),
+                           hint or tr("finish the body and `return` the result"))
         ok, detail = _close(actual, expected, rtol, atol)
         if not ok:
-            return _report(name, False, f"case {number} of {len(cases)}: {detail}", hint)
-    return _report(name, True, f"all {len(cases)} cases match the independent answer")
+            return _report(name, False, tr("case {number} of {total}: {detail}", number=number, total=len(cases),
+                                           detail=detail), hint)
+    return _report(name, True, tr("all {total} cases match the independent answer", total=len(cases)))
 
 
 def check_choice(name: str, answer: Any, correct: Any, *, options: Sequence[Any] | None = None, why: str = "") -> Feedback:
     """A 'predict, then run' question: the learner writes a choice; the check says whether it was right and why."""
     if _is_unfinished(answer):
-        listed = f" one of {list(options)}" if options else ""
-        return _report(name, False, f"write your prediction first:{listed}", "predict before you look at the result")
+        if options:
+            message = tr("write your prediction first: one of {options}", options=list(options))
+        else:
+            message = tr("write your prediction first:")
+        return _report(name, False, message, tr("predict before you look at the result"))
     if options is not None and answer not in options:
-        return _report(name, False, f"{answer!r} is not one of the options {list(options)}", "pick one of the listed options")
+        return _report(name, False, tr("{answer!r} is not one of the options {options}", answer=answer, options=list(options)),
+                       tr("pick one of the listed options"))
     ok = answer == correct
-    return _report(name, ok, (f"yes — {why}" if ok else f"not quite: the answer is {correct!r}. {why}").strip(), "")
+    why = tr(why) if why else why  # the notebook's words, from its catalog
+    message = tr("yes — {why}", why=why) if ok else tr("not quite: the answer is {correct!r}. {why}", correct=correct, why=why)
+    return _report(name, ok, message.strip(), "")
 
 
 def check_true(name: str, condition: Any, message_if_true: str, message_if_false: str, *, hint: str = "") -> Feedback:
     """A custom condition computed in the notebook (e.g. 'the new curve lies above the old one')."""
     if _is_unfinished(condition):
-        return _report(name, False, "no answer yet: the `...` placeholder is still there", hint or "replace `...` with your code")
+        return _report(name, False, tr("no answer yet: the `...` placeholder is still there"),
+                       hint or tr("replace `...` with your code"))
     ok = bool(condition)
-    return _report(name, ok, message_if_true if ok else message_if_false, hint)
+    return _report(name, ok, tr(message_if_true) if ok else tr(message_if_false), hint)  # the notebook's catalog
 
 
 def check_loss_function(name: str, fn: Callable, *, hint: str = "", seconds: float = 20.0) -> Feedback:
@@ -163,12 +178,13 @@ def check_loss_function(name: str, fn: Callable, *, hint: str = "", seconds: flo
     from .checker import check_distillation_loss
 
     if not callable(fn):
-        return _report(name, False, f"expected a loss function, got {type(fn).__name__}", hint)
+        return _report(name, False, tr("expected a loss function, got {type_name}", type_name=type(fn).__name__), hint)
     findings = check_distillation_loss(fn, timeout_s=seconds)  # an endless loop comes back as a 'timed-out' finding
     if not findings:
-        return _report(name, True, "the checker found no problem: same values and gradients as kdlab.distillation_loss")
+        return _report(name, True, tr("the checker found no problem: same values and gradients as kdlab.distillation_loss"))
     first = findings[0]
-    more = f" (and {len(findings) - 1} more: {', '.join(f.code for f in findings[1:])})" if len(findings) > 1 else ""
+    more = (tr(" (and {n} more: {codes})", n=len(findings) - 1, codes=", ".join(f.code for f in findings[1:]))
+            if len(findings) > 1 else "")
     return _report(name, False, f"{first.code}: {first.message}{more}", hint or first.fix)
 
 

@@ -83,7 +83,7 @@ def tr(text: str, **fields: object) -> str:
     A string a notebook built with an f-string (an exercise's `why=`, a figure title) arrives filled in; it is
     translated when a catalog key is its f-string's template, the filled-in values carried over (`_by_template`).
     """
-    if _current == "en":
+    if _current == "en" or not isinstance(text, str):  # not a string (e.g. no title given: None): as it is
         return text.format(**fields) if fields else text
     entries = catalog(_current)
     translated = entries.get(text)
@@ -155,7 +155,6 @@ def use_cjk_font() -> str | None:
     return family
 
 
-
 def _font_check() -> None:
     """`make fonts`: print the CJK font figures will use, or what to install and exit 1."""
     import sys
@@ -165,3 +164,7 @@ def _font_check() -> None:
           "(Debian/Ubuntu: sudo apt-get install fonts-wqy-microhei) for the Chinese edition's figures.",
           file=sys.stdout if font else sys.stderr)
     sys.exit(0 if font else 1)
+
+
+if _current == "zh-CN":  # KDLAB_LANGUAGE=zh-CN: figures need the CJK font as much as after set_language("zh-CN")
+    use_cjk_font()

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import plots
 from .checks import check_lam, check_temperature
+from .language import tr
 from .plots.style import _as_2d, _pair
 
 
@@ -65,13 +66,16 @@ def _clamp_note(slider) -> str:
     value, low, high = float(slider.value), slider.base ** slider.min, slider.base ** slider.max
     asked = getattr(slider, "asked_for", value)
     if value >= high * (1 - 1e-9):
-        end = "most"
+        most = True
     elif value <= low * (1 + 1e-9):
-        end = "least"
+        most = False
     else:
         return ""
-    clamped = abs(asked - value) > 1e-9 * max(1.0, abs(value))
-    return f" (the {end} this slider allows" + (f"; you asked for {asked:g}" if clamped else "") + ")"
+    if abs(asked - value) > 1e-9 * max(1.0, abs(value)):
+        if most:
+            return tr(" (the most this slider allows; you asked for {asked:g})", asked=asked)
+        return tr(" (the least this slider allows; you asked for {asked:g})", asked=asked)
+    return tr(" (the most this slider allows)") if most else tr(" (the least this slider allows)")
 
 
 # --- temperature explorer (notebook 02, reused with a student in notebook 05) ---
@@ -146,9 +150,9 @@ class TemperatureExplorer:
         self.draw = draw
         self.figure = None
 
-        self.search = w.Text(value="", placeholder="type words to filter queries, e.g. 'card'", description="Search:",
+        self.search = w.Text(value="", placeholder=tr("type words to filter queries, e.g. 'card'"), description=tr("Search:"),
                              continuous_update=False, layout=w.Layout(width="60%"))
-        self.example = w.Dropdown(options=self._options(""), value=index, description="Query:",
+        self.example = w.Dropdown(options=self._options(""), value=index, description=tr("Query:"),
                                   layout=w.Layout(width="calc(100% - 4px)"))  # 100% less its 2 px margins
         if index not in [value for _, value in self.example.options]:
             self.example.options = [(self._option_label(index), index)] + list(self.example.options)
@@ -156,7 +160,7 @@ class TemperatureExplorer:
         self.temperature = _temperature_slider(temperature, 0.1, 50.0, description="T:", readout_format=".2f",
                                                continuous_update=False, layout=w.Layout(width="62%"))
         self.top_k = w.IntSlider(value=min(int(top_k), num_classes), min=1, max=min(20, num_classes),
-                                 description="top-k bars:", continuous_update=False, layout=w.Layout(width="38%"))
+                                 description=tr("top-k bars:"), continuous_update=False, layout=w.Layout(width="38%"))
         self.stats = w.HTML()
         self.output = w.Output()
         # The controls span exactly the figure's width (and shrink with it in a narrow window), so the
@@ -183,7 +187,7 @@ class TemperatureExplorer:
     def _on_search(self, change) -> None:
         options = self._options(change["new"])
         if not options:
-            self.stats.value = f"<b>No query contains '{change['new']}'.</b> Try another word."
+            self.stats.value = tr("<b>No query contains '{word}'.</b> Try another word.", word=change["new"])
             return
         current = self.example.value
         self.example.options = options
@@ -200,17 +204,19 @@ class TemperatureExplorer:
         self.current_effective_classes = {name: float(2 ** h) for name, h in self.current_entropy_bits.items()}
         gold = int(self.labels[i])
         parts = [
-            f"<b>{name}</b>: entropy <b>{self.current_entropy_bits[name]:.2f} bits</b> "
-            f"≈ <b>{self.current_effective_classes[name]:.1f}</b> effective classes (2<sup>H</sup>), "
-            f"p(gold) = {self.current_probs[name][gold]:.3f}"
+            tr("<b>{name}</b>: entropy <b>{bits:.2f} bits</b> ≈ <b>{classes:.1f}</b> effective classes (2<sup>H</sup>), "
+               "p(gold) = {p_gold:.3f}", name=tr(name), bits=self.current_entropy_bits[name],
+               classes=self.current_effective_classes[name], p_gold=self.current_probs[name][gold])
             for name in self.current_probs
         ]
         num_classes = len(self.label_names)
-        parts.append(f"<span style='color:#555'>flat (uniform): {np.log2(num_classes):.2f} bits = {num_classes} "
-                     f"effective classes, every bar at 1/{num_classes} (dashed line)</span>")
-        self.stats.value = (f"<div style='font-size:1.1em'>Query: <i>“{self.texts[i]}”</i> — gold intent "
-                            f"<b style='color:{plots.GOLD_COLOR}'>{self.label_names[gold]}</b> at T = {t:.2f}{_clamp_note(self.temperature)}<br>"
-                            + "<br>".join(parts) + "</div>")
+        parts.append("<span style='color:#555'>" + tr("flat (uniform): {bits:.2f} bits = {n} effective classes, every bar "
+                                                      "at 1/{n} (dashed line)", bits=np.log2(num_classes), n=num_classes)
+                     + "</span>")
+        self.stats.value = ("<div style='font-size:1.1em'>"
+                            + tr("Query: <i>“{query}”</i> — gold intent <b style='color:{color}'>{gold}</b> at T = {t:.2f}",
+                                 query=self.texts[i], color=plots.GOLD_COLOR, gold=self.label_names[gold], t=t)
+                            + _clamp_note(self.temperature) + "<br>" + "<br>".join(parts) + "</div>")
         self.figure = self._make_figure(i, t, gold)
         if self.draw:
             show_figure(self.figure, self.output, dpi=self.dpi)
@@ -231,7 +237,7 @@ class TemperatureExplorer:
         for n, (ax, (name, probs)) in enumerate(zip(axes, self.current_probs.items())):
             plots.plot_distribution(ax, probs, self.label_names, gold=gold, top_k=k,
                                     color=plots.MODEL_COLORS[n % len(plots.MODEL_COLORS)],
-                                    title=f"{name}: top {k} intents at T = {t:.2f}", show_uniform=True)
+                                    title=tr("{name}: top {k} intents at T = {t:.2f}", name=tr(name), k=k, t=t), show_uniform=True)
         return figure
 
     def bar_heights(self, model: str | None = None) -> np.ndarray:
@@ -355,12 +361,12 @@ class LossExplorer:
         self.figure = None
         self.current: dict = {}
 
-        self.lam = w.FloatSlider(value=lam, min=0.0, max=1.0, step=0.05, description="λ (on CE):",
+        self.lam = w.FloatSlider(value=lam, min=0.0, max=1.0, step=0.05, description=tr("λ (on CE):"),
                                  continuous_update=False, readout_format=".2f", style={"description_width": "initial"})
         self.temperature = _temperature_slider(temperature, 0.25, 50.0, description="T:", readout_format=".2f",
                                                continuous_update=False)
         self.example = w.Dropdown(options=[(f"#{i}  {self.texts[i]}", i) for i in range(batch)], value=example,
-                                  description="Query:", layout=w.Layout(width="95%"))
+                                  description=tr("Query:"), layout=w.Layout(width="95%"))
         self.stats = w.HTML()
         self.output = w.Output()
         self.widget = w.VBox([w.HBox([self.lam, self.temperature]), self.example, self.stats, self.output])
@@ -400,11 +406,12 @@ class LossExplorer:
         }
         c = self.current
         pull = np.abs(c["grad_kd"]).sum() / max(np.abs(c["grad_ce"]).sum() + np.abs(c["grad_kd"]).sum(), 1e-12)
-        self.stats.value = (
-            f"<div style='font-size:1.1em'>λ = <b>{lam:.2f}</b> on the hard-label CE, 1 − λ = <b>{1 - lam:.2f}</b> on "
-            f"T²·KL, at T = <b>{t:.2f}</b>{_clamp_note(self.temperature)}: CE = {c['ce']:.3f}, T²·KL = {c['kd']:.3f}, total = <b>{c['total']:.3f}</b>"
-            f" (mean over {batch} queries).<br>For the query below, the soft term supplies <b>{100 * pull:.0f}%</b> of "
-            f"the gradient's size (sum of |∂/∂z| over all {len(c['grad_ce'])} intents).</div>")
+        self.stats.value = "<div style='font-size:1.1em'>" + tr(
+            "λ = <b>{lam:.2f}</b> on the hard-label CE, 1 − λ = <b>{rest:.2f}</b> on T²·KL, at T = <b>{t:.2f}</b>{clamp}: "
+            "CE = {ce:.3f}, T²·KL = {kd:.3f}, total = <b>{total:.3f}</b> (mean over {batch} queries).<br>For the query "
+            "below, the soft term supplies <b>{pull:.0f}%</b> of the gradient's size (sum of |∂/∂z| over all {classes} "
+            "intents).", lam=lam, rest=1 - lam, t=t, clamp=_clamp_note(self.temperature), ce=c["ce"], kd=c["kd"],
+            total=c["total"], batch=batch, pull=100 * pull, classes=len(c["grad_ce"])) + "</div>"
         self.figure = self._make_figure()
         if self.draw:
             show_figure(self.figure, self.output)
@@ -474,7 +481,7 @@ class TrainingDashboard:
         self._drawn_at = float("-inf")
         self.series: dict[str, dict[str, list[float]]] = {}
         self.figure = None
-        self.status = w.HTML("<i>Waiting for the first epoch…</i>")
+        self.status = w.HTML(tr("<i>Waiting for the first epoch…</i>"))
         self.bars: dict = {}
         self.bar_box = w.VBox([])
         self.output = w.Output()
@@ -485,7 +492,7 @@ class TrainingDashboard:
         import ipywidgets as w
 
         if name not in self.bars:
-            self.bars[name] = w.IntProgress(value=0, min=0, max=self.epochs or 1, description=f"{name}:",
+            self.bars[name] = w.IntProgress(value=0, min=0, max=self.epochs or 1, description=tr(name) + ":",
                                             style={"description_width": "initial"}, layout=w.Layout(width="70%"))
             self.bar_box.children = tuple(self.bars.values())
         return self.bars[name]
@@ -503,9 +510,10 @@ class TrainingDashboard:
         bar.value = int(series["epoch"][-1])
         seconds = history.column("seconds")[-1] if hasattr(history, "column") else None
         of = f"/{self.epochs}" if self.epochs else ""
-        timing = f", {seconds:.1f} s for this epoch" if seconds is not None else ""
-        self.status.value = (f"<b>{name}</b>: epoch {series['epoch'][-1]}{of} — dev accuracy "
-                             f"<b>{100 * series['dev_accuracy'][-1]:.1f}%</b>{timing}")
+        timing = tr(", {seconds:.1f} s for this epoch", seconds=seconds) if seconds is not None else ""
+        self.status.value = tr("<b>{name}</b>: epoch {epoch}{of} — dev accuracy <b>{accuracy:.1f}%</b>{timing}",
+                               name=tr(name), epoch=series["epoch"][-1], of=of,
+                               accuracy=100 * series["dev_accuracy"][-1], timing=timing)
         # Drawing costs ~0.5 s, longer than a bag epoch: redraw at most every REDRAW_SECONDS, and at each run's end.
         run_done = self.epochs is not None and series["epoch"][-1] >= self.epochs
         if not self.draw or run_done or time.monotonic() - self._drawn_at >= self.REDRAW_SECONDS:
@@ -571,10 +579,12 @@ class KLDirectionExplorer:
         """Pick the table's fit nearest the slider's β and redraw."""
         self.current = self.fits[int(np.argmin(np.abs(self.betas - float(self.beta.value))))]
         c = self.current
-        kind = ("forward KL(p‖q)" if c.beta == 0 else "reverse KL(q‖p)" if c.beta == 1
-                else f"generalised JSD with β = {c.beta:.2f}")
-        self.stats.value = (f"<div style='font-size:1.1em'>Fitted by {kind}: μ = <b>{c.mu:.2f}</b>, "
-                            f"σ = <b>{c.sigma:.2f}</b>; divergence left at the fit {c.divergence:.3f} nats</div>")
+        kind = (tr("forward KL(p‖q)") if c.beta == 0 else tr("reverse KL(q‖p)") if c.beta == 1
+                else tr("generalised JSD with β = {beta:.2f}", beta=c.beta))
+        self.stats.value = ("<div style='font-size:1.1em'>"
+                            + tr("Fitted by {kind}: μ = <b>{mu:.2f}</b>, σ = <b>{sigma:.2f}</b>; divergence left at the "
+                                 "fit {divergence:.3f} nats", kind=kind, mu=c.mu, sigma=c.sigma, divergence=c.divergence)
+                            + "</div>")
         self.figure = plots.plot_kl_fits(self.fits, c.beta)
         if self.draw:
             show_figure(self.figure, self.output, dpi=self.dpi)
@@ -620,11 +630,12 @@ class NextTokenExplorer:
         self.models, self.tokenizer = dict(models), tokenizer
         self.draw, self.dpi = draw, float(dpi)
         self.figure, self.current, self.current_entropy_bits = None, {}, {}
-        self.prefix = w.Text(value=prefix, description="Prefix:", placeholder="type the start of a query, e.g. 'I lost my'",
+        self.prefix = w.Text(value=prefix, description=tr("Prefix:"),
+                             placeholder=tr("type the start of a query, e.g. 'I lost my'"),
                              continuous_update=False, layout=w.Layout(width="60%"))
         self.temperature = _temperature_slider(temperature, 0.25, 10.0, description="T:", readout_format=".2f",
                                                continuous_update=False, layout=w.Layout(width="50%"))
-        self.top = w.IntSlider(value=min(top, 20), min=3, max=20, description="tokens:", continuous_update=False,
+        self.top = w.IntSlider(value=min(top, 20), min=3, max=20, description=tr("tokens:"), continuous_update=False,
                                layout=w.Layout(width="35%"))
         self.stats = w.HTML()
         self.output = w.Output()
@@ -646,10 +657,11 @@ class NextTokenExplorer:
         self.current = {name: top_next_tokens(z, self.tokenizer, temperature=t, top=top) for name, z in logits.items()}
         self.current_entropy_bits = {name: float(plots.entropy_bits(plots.softmax(z.double().numpy(), t)))
                                      for name, z in logits.items()}
-        parts = [f"<b>{plots.ARM_LABELS.get(name, name)}</b>: entropy <b>{bits:.2f} bits</b> "
-                 f"≈ {2 ** bits:.1f} equally likely tokens" for name, bits in self.current_entropy_bits.items()]
-        self.stats.value = (f"<div style='font-size:1.1em'>After <i>“{prefix}”</i> at T = {t:.2f}"
-                            f"{_clamp_note(self.temperature)}: " + "; ".join(parts) + "</div>")
+        parts = [tr("<b>{name}</b>: entropy <b>{bits:.2f} bits</b> ≈ {tokens:.1f} equally likely tokens",
+                    name=tr(plots.ARM_LABELS.get(name, name)), bits=bits, tokens=2 ** bits)
+                 for name, bits in self.current_entropy_bits.items()]
+        self.stats.value = ("<div style='font-size:1.1em'>" + tr("After <i>“{prefix}”</i> at T = {t:.2f}", prefix=prefix, t=t)
+                            + _clamp_note(self.temperature) + ": " + "; ".join(parts) + "</div>")
         self.figure = plots.plot_next_token_distributions(self.current, prefix, t)
         if self.draw:
             show_figure(self.figure, self.output, dpi=self.dpi)

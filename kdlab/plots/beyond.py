@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..language import tr
 from .style import FONT_SIZE, MODEL_COLORS, OKABE_ITO, _draws_on_axes, _new_axes_grid, check_rows
 
 
@@ -47,10 +48,14 @@ def plot_soft_mass_on_class(
     ax.set_yticks(rows, [label_names[i] for i in shown], fontsize=FONT_SIZE - 1)
     ax.set_xlim(0, mass[shown].max() * 1.15 if mass[shown].max() > 0 else 1.0)
     name = label_names[class_index]
-    ax.set_xlabel(f"summed probability on {name} at T = {temperature:g} [examples' worth]", fontsize=FONT_SIZE - 1)
+    ax.set_xlabel(tr("summed probability on {name} at T = {temperature:g} [examples' worth]", name=name, temperature=temperature), fontsize=FONT_SIZE - 1)
     total = float(np.nansum(np.delete(mass, class_index)))
-    ax.set_title(f"Hints about {name} hidden in other intents' soft targets\n"
-                 f"(top {len(shown)} intents; all {mass.size - 1} together: {total:.1f} examples' worth)", fontsize=FONT_SIZE + 1)
+    ax.set_title(tr("Hints about {name} hidden in other intents' soft targets\n(top {n_shown} intents; all {value} "
+                    "together: {total:.1f} examples' worth)",
+                    name=name,
+                    n_shown=len(shown),
+                    value=mass.size - 1,
+                    total=total), fontsize=FONT_SIZE + 1)
     ax.grid(axis="x", alpha=0.3)
     return ax
 
@@ -80,21 +85,21 @@ def plot_bias_shift_scan(
         color = MODEL_COLORS[n % len(MODEL_COLORS)]
         shift = np.asarray(scan["shift"], dtype=np.float64)
         left.plot(shift, 100 * np.asarray(scan["class_recall"]), color=color, linewidth=2.5, marker="o", markersize=4,
-                  label=f"{name}: recall")
+                  label=tr("{name}: recall", name=name))
         left.plot(shift, 100 * np.asarray(scan["class_precision"]), color=color, linewidth=2, linestyle="--",
-                  label=f"{name}: precision")
-        right.plot(shift, 100 * np.asarray(scan["accuracy"]), color=color, linewidth=2.5, marker="o", markersize=4, label=name)
+                  label=tr("{name}: precision", name=name))
+        right.plot(shift, 100 * np.asarray(scan["accuracy"]), color=color, linewidth=2.5, marker="o", markersize=4, label=tr(name))
     for ax in (left, right):
         if chosen_shift is not None:
             ax.axvline(chosen_shift, color=OKABE_ITO["black"], linestyle=":", linewidth=1.6,
-                       label=f"shift chosen on dev: +{chosen_shift:g}")
-        ax.set_xlabel(f"bias added to the {class_name} logit [logit units]", fontsize=FONT_SIZE)
+                       label=tr("shift chosen on dev: +{chosen_shift:g}", chosen_shift=chosen_shift))
+        ax.set_xlabel(tr("bias added to the {class_name} logit [logit units]", class_name=class_name), fontsize=FONT_SIZE)
         ax.grid(alpha=0.3)
     left.set_ylim(-3, 105)
-    left.set_ylabel(f"{class_name} on dev [%]", fontsize=FONT_SIZE)
-    left.set_title(f"Recall and precision of the omitted intent", fontsize=FONT_SIZE + 1)
-    right.set_ylabel("dev accuracy, all intents [%]", fontsize=FONT_SIZE)
-    right.set_title("Overall accuracy: what the dev set chooses by", fontsize=FONT_SIZE + 1)
+    left.set_ylabel(tr("{class_name} on dev [%]", class_name=class_name), fontsize=FONT_SIZE)
+    left.set_title(tr("Recall and precision of the omitted intent"), fontsize=FONT_SIZE + 1)
+    right.set_ylabel(tr("dev accuracy, all intents [%]"), fontsize=FONT_SIZE)
+    right.set_title(tr("Overall accuracy: what the dev set chooses by"), fontsize=FONT_SIZE + 1)
     for ax in (left, right):  # below the panels: the curves fill the whole plotting area
         ax.legend(fontsize=FONT_SIZE - 2, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
     return figure
@@ -122,16 +127,16 @@ def plot_omitted_class_recall(rows: Sequence[dict], title: str | None = None, *,
         stds = np.array([100 * stats[(c,)][1] if (c,) in stats else 0.0 for c in classes])
         seeds = max([seeds] + [stats[(c,)][2] for c in classes if (c,) in stats])
         x = np.arange(len(classes)) + (b - (len(OMITTED_CLASS_BARS) - 1) / 2) * width
-        bars = ax.bar(x, np.nan_to_num(means), width, color=colors[b], label=label,
+        bars = ax.bar(x, np.nan_to_num(means), width, color=colors[b], label=tr(label),
                       yerr=stds if stds.any() else None, capsize=4, error_kw={"elinewidth": 1.2})
         ax.bar_label(bars, labels=[f"{m:.0f}" for m in means], padding=5, fontsize=FONT_SIZE - 2)
     ax.set_xticks(range(len(classes)), classes, fontsize=FONT_SIZE - 1)
     ax.set_ylim(0, 125)  # headroom: labels above 100 % error bars stay clear of the legend
     ax.set_yticks(range(0, 101, 20))
-    ax.set_xlabel("intent left out of the training set", fontsize=FONT_SIZE)
-    ax.set_ylabel("recall of that intent on test [%]", fontsize=FONT_SIZE)
-    spread = f"mean of {seeds} seeds, bars ± std" if seeds > 1 else "1 seed"
-    ax.set_title(title or f"Recognising an intent never seen in training ({spread})", fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("intent left out of the training set"), fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("recall of that intent on test [%]"), fontsize=FONT_SIZE)
+    spread = tr("mean of {seeds} seeds, bars ± std", seeds=seeds) if seeds > 1 else tr("1 seed")
+    ax.set_title(tr(title) or tr("Recognising an intent never seen in training ({spread})", spread=spread), fontsize=FONT_SIZE + 1)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=FONT_SIZE - 2, loc="upper left", ncol=len(OMITTED_CLASS_BARS))
     return ax
@@ -157,21 +162,21 @@ def plot_reliability_diagram(
     left, width = 100 * edges[:-1][filled], 100 * np.diff(edges)[filled]
     acc, conf = 100 * accuracy[filled], 100 * confidence[filled]
     few = count[filled] < min_count
-    ax.bar(left[~few], acc[~few], width[~few], align="edge", color=color, edgecolor="white", label="accuracy in the bin")
+    ax.bar(left[~few], acc[~few], width[~few], align="edge", color=color, edgecolor="white", label=tr("accuracy in the bin"))
     if few.any():
         ax.bar(left[few], acc[few], width[few], align="edge", color=color, alpha=0.3, edgecolor="white",
-               label=f"… in a bin of < {min_count} queries (noisy)")
+               label=tr("… in a bin of < {min_count} queries (noisy)", min_count=min_count))
     ax.bar(left, conf - acc, width, bottom=acc, align="edge", color="none", edgecolor=OKABE_ITO["vermillion"],
-           hatch="//", linewidth=1.0, label="gap to its mean confidence")
-    ax.plot([0, 100], [0, 100], color=OKABE_ITO["black"], linestyle="--", linewidth=1.3, label="perfect calibration")
+           hatch="//", linewidth=1.0, label=tr("gap to its mean confidence"))
+    ax.plot([0, 100], [0, 100], color=OKABE_ITO["black"], linestyle="--", linewidth=1.3, label=tr("perfect calibration"))
     ece = float((np.abs(accuracy[filled] - confidence[filled]) * count[filled]).sum() / count.sum())
     top = count[-1] / count.sum()
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.set_aspect("equal")
-    ax.set_xlabel("confidence (top-1 probability) [%]", fontsize=FONT_SIZE)
-    ax.set_ylabel("accuracy [%]", fontsize=FONT_SIZE)
-    ax.set_title(f"{name}\nECE {100 * ece:.1f} %, {top:.0%} of queries in the top bin", fontsize=FONT_SIZE)
+    ax.set_xlabel(tr("confidence (top-1 probability) [%]"), fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("accuracy [%]"), fontsize=FONT_SIZE)
+    ax.set_title(tr("{name}\nECE {value:.1f} %, {top:.0%} of queries in the top bin", name=name, value=100 * ece, top=top), fontsize=FONT_SIZE)
     ax.grid(alpha=0.3)
     return ax
 
@@ -197,7 +202,7 @@ def plot_reliability_diagrams(bins_by_model: dict, figure: Figure | None = None,
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
     figure.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=4, fontsize=FONT_SIZE - 1)
-    figure.suptitle("Reliability on dev: when the model says p %, is it right p % of the time?", fontsize=FONT_SIZE + 2)
+    figure.suptitle(tr("Reliability on dev: when the model says p %, is it right p % of the time?"), fontsize=FONT_SIZE + 2)
     return figure
 
 
@@ -237,26 +242,26 @@ def plot_calibration_vs_temperature(rows: Sequence[dict], figure: Figure | None 
         mean = np.array([100 * stats[key][0] for key in keys])
         std = np.array([100 * stats[key][1] for key in keys])
         ax.errorbar(temperatures, mean, yerr=std, color=OKABE_ITO["blue"], marker="o", linewidth=2.5,
-                    capsize=4, label="KD student trained at temperature T (mean ± std over seeds)")
+                    capsize=4, label=tr("KD student trained at temperature T (mean ± std over seeds)"))
         for model, (color, style) in references.items():
             if column == "agreement_with_teacher" and model == "teacher":
                 continue  # always 100 %: it is the reference
             values = [r[column] for r in rows if r["model"] == model]
             if values:
                 ax.axhline(100 * float(np.mean(values)), color=color, linestyle=style, linewidth=2,
-                           label="CE-only student" if model == "CE only" else model)
+                           label=tr("CE-only student") if model == "CE only" else tr(model))
         if column == "overconfidence":
             ax.axhline(0, color=OKABE_ITO["grey"], linewidth=0.8)
         ax.set_xscale("log", base=2)
         ax.set_xticks(temperatures, [f"{t:g}" for t in temperatures])
-        ax.set_xlabel("distillation temperature T (log scale)", fontsize=FONT_SIZE)
-        ax.set_ylabel(ylabel, fontsize=FONT_SIZE - 1)
-        ax.set_title(panel_title, fontsize=FONT_SIZE + 1)
+        ax.set_xlabel(tr("distillation temperature T (log scale)"), fontsize=FONT_SIZE)
+        ax.set_ylabel(tr(ylabel), fontsize=FONT_SIZE - 1)
+        ax.set_title(tr(panel_title), fontsize=FONT_SIZE + 1)
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()  # the first panel draws all three
     figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=FONT_SIZE - 1)
     seeds = max(stats[key][2] for key in stats)
-    figure.suptitle(title or f"How the temperature of training shapes calibration (dev, {seeds} seed(s))",
+    figure.suptitle(tr(title) or tr("How the temperature of training shapes calibration (dev, {seeds} seed(s))", seeds=seeds),
                     fontsize=FONT_SIZE + 2)
     return figure
 
@@ -288,17 +293,17 @@ def plot_distilbert_comparison(
         means = np.array([100 * stats[(s, loss)][0] if (s, loss) in stats else np.nan for s in starts])
         stds = np.array([100 * stats[(s, loss)][1] if (s, loss) in stats else 0.0 for s in starts])
         x = np.arange(len(starts)) + (b - (len(losses) - 1) / 2) * width
-        bars = ax.bar(x, np.nan_to_num(means), width, color=colors[b % 2], label=f"trained on {loss}",
+        bars = ax.bar(x, np.nan_to_num(means), width, color=colors[b % 2], label=tr("trained on {loss}", loss=tr(loss)),
                       yerr=stds if stds.any() else None, capsize=4)
         ax.bar_label(bars, labels=[f"{m:.1f}" for m in means], padding=5, fontsize=FONT_SIZE - 1)
     if teacher_accuracy is not None:
         ax.axhline(100 * teacher_accuracy, color=OKABE_ITO["black"], linestyle="--", linewidth=1.5,
-                   label=f"teacher ({100 * teacher_accuracy:.1f})")
-    ax.set_xticks(range(len(starts)), [f"start: {s}" for s in starts], fontsize=FONT_SIZE)
+                   label=tr("teacher ({value:.1f})", value=100 * teacher_accuracy))
+    ax.set_xticks(range(len(starts)), [tr("start: {start}", start=tr(s)) for s in starts], fontsize=FONT_SIZE)
     ax.set_ylim(0, 105)
-    ax.set_ylabel("dev accuracy [%]", fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("dev accuracy [%]"), fontsize=FONT_SIZE)
     seeds = max(n for _, _, n in stats.values())
-    ax.set_title(title or f"DistilBERT's two ideas, one at a time ({seeds} seed(s))", fontsize=FONT_SIZE + 1)
+    ax.set_title(tr(title) or tr("DistilBERT's two ideas, one at a time ({seeds} seed(s))", seeds=seeds), fontsize=FONT_SIZE + 1)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=FONT_SIZE - 2, loc="upper right")
     return ax

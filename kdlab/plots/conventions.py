@@ -6,6 +6,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..language import tr
 from .style import CE_COLOR, FONT_SIZE, OKABE_ITO, _draws_on_axes, _new_axes_grid
 
 SOURCE_COLOR = OKABE_ITO["vermillion"]  # the source's own spelling
@@ -23,15 +24,18 @@ def plot_copied_recipe(table, weight_on_labels: float, temperature: float, *, ax
     y = np.arange(len(table))[::-1]
     ax.barh(y, np.nan_to_num(share), color=OKABE_ITO["orange"], height=0.6)
     for yi, value in zip(y, share):
-        text = "no kdlab equivalent" if np.isnan(value) else f"{value:.3f}"
+        text = tr("no kdlab equivalent") if np.isnan(value) else f"{value:.3f}"
         ax.text(0.01 if np.isnan(value) else value + 0.01, yi, text, va="center", fontsize=FONT_SIZE - 1)
     meant = 1 - weight_on_labels
     ax.axvline(meant, color=OKABE_ITO["black"], linestyle="--", linewidth=1.5,
-               label=f"what was meant: 1 − {weight_on_labels:g} = {meant:g}")
+               label=tr("what was meant: 1 − {weight_on_labels:g} = {meant:g}", weight_on_labels=weight_on_labels, meant=meant))
     ax.set_yticks(y, names, fontsize=FONT_SIZE - 2)
     ax.set_xlim(0, 1.15)
-    ax.set_xlabel("teacher's share of the training direction, 1 − λ in kdlab terms (fraction)", fontsize=FONT_SIZE)
-    ax.set_title(f"“Weight {weight_on_labels:g} on the labels, T = {temperature:g}” is a different loss in each library",
+    ax.set_xlabel(tr("teacher's share of the training direction, 1 − λ in kdlab terms (fraction)"), fontsize=FONT_SIZE)
+    ax.set_title(tr("“Weight {weight_on_labels:g} on the labels, T = {temperature:g}” is a different loss in each "
+                    "library",
+                    weight_on_labels=weight_on_labels,
+                    temperature=temperature),
                  fontsize=FONT_SIZE + 1)
     ax.legend(fontsize=FONT_SIZE - 2, loc="center right")
     ax.grid(axis="x", alpha=0.3)
@@ -49,13 +53,13 @@ def plot_spelling_race(race, *, axes=None, figure: Figure | None = None) -> Figu
         for spelling, color, style, width in (("source", SOURCE_COLOR, "-", 3.0), ("kdlab", KDLAB_COLOR, "--", 2.0)):
             part = rows[rows["spelling"] == spelling]
             label = "trained on the source's loss" if spelling == "source" else "trained on its kdlab translation"
-            ax.plot(part["step"], part["kdlab loss"], color=color, linestyle=style, linewidth=width, label=label)
-        ax.set_title({"sgd": "SGD, fixed learning rate: the factor scales each step",
-                      "adam": "Adam: the factor divides out"}[optimizer], fontsize=FONT_SIZE)
-        ax.set_xlabel("training step (full batch)", fontsize=FONT_SIZE)
+            ax.plot(part["step"], part["kdlab loss"], color=color, linestyle=style, linewidth=width, label=tr(label))
+        ax.set_title(tr({"sgd": "SGD, fixed learning rate: the factor scales each step",
+                      "adam": "Adam: the factor divides out"}[optimizer]), fontsize=FONT_SIZE)
+        ax.set_xlabel(tr("training step (full batch)"), fontsize=FONT_SIZE)
         ax.grid(alpha=0.3)
-    panels[0].set_ylabel("kdlab loss at the converted (T, λ)", fontsize=FONT_SIZE)
+    panels[0].set_ylabel(tr("kdlab loss at the converted (T, λ)"), fontsize=FONT_SIZE)
     panels[0].legend(fontsize=FONT_SIZE - 2)
-    figure.suptitle("Same gradient direction, different training — unless the optimizer ignores the scale",
+    figure.suptitle(tr("Same gradient direction, different training — unless the optimizer ignores the scale"),
                     fontsize=FONT_SIZE + 1)
     return figure

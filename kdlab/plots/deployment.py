@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 
+from ..language import tr
 from .style import FONT_SIZE, OKABE_ITO, _draws_on_axes, _family_color, _log_scale
 
 
@@ -43,15 +44,15 @@ def plot_accuracy_vs_latency(rows: Sequence[dict], title: str | None = None, *, 
                     fontsize=FONT_SIZE - 3, va="top" if int8 else "bottom")
     front = pareto_front(list(latency), list(accuracy))
     ax.step(latency[front], accuracy[front], where="post", color=OKABE_ITO["black"], linestyle="--", linewidth=1.3,
-            zorder=2, label="Pareto front: nothing is both faster and more accurate")
-    ax.scatter([], [], marker="o", color=OKABE_ITO["grey"], label="float32 (filled)")
-    ax.scatter([], [], marker="s", facecolor="white", edgecolor=OKABE_ITO["grey"], linewidth=2, label="int8 (hollow)")
+            zorder=2, label=tr("Pareto front: nothing is both faster and more accurate"))
+    ax.scatter([], [], marker="o", color=OKABE_ITO["grey"], label=tr("float32 (filled)"))
+    ax.scatter([], [], marker="s", facecolor="white", edgecolor=OKABE_ITO["grey"], linewidth=2, label=tr("int8 (hollow)"))
     _log_scale(ax, "x")
     ax.set_xlim(latency.min() / 1.6, latency.max() * 4)  # room on the right for the labels
     ax.set_ylim(accuracy.min() - 3, accuracy.max() + 4)  # headroom for the top labels
-    ax.set_xlabel("latency per query, batch 1, median [ms] (log scale)", fontsize=FONT_SIZE)
-    ax.set_ylabel("test accuracy [%]", fontsize=FONT_SIZE)
-    ax.set_title(title or "Accuracy vs speed: which models are worth deploying", fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("latency per query, batch 1, median [ms] (log scale)"), fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("test accuracy [%]"), fontsize=FONT_SIZE)
+    ax.set_title(tr(title) or tr("Accuracy vs speed: which models are worth deploying"), fontsize=FONT_SIZE + 1)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=FONT_SIZE - 2, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)  # below: never on a point
     return ax

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..language import tr
 from .style import FONT_SIZE, OKABE_ITO, _draws_on_axes, _new_axes_grid
 
 # One colour per arm of the language-model lesson (kdlab.lm_distill.ARMS), Okabe-Ito, the teacher black.
@@ -68,46 +69,46 @@ def plot_kl_fits(fits: Sequence, beta: float, grid: np.ndarray | None = None, ta
     figure, (left, middle, right) = _new_axes_grid(axes, figure, (1, 3), (17, 5.2), "plot_kl_fits",
                                                    width_ratios=(1.6, 1, 1))
 
-    left.fill_between(grid, target / spacing, color=OKABE_ITO["grey"], alpha=0.45, label="p: the teacher (two peaks)")
+    left.fill_between(grid, target / spacing, color=OKABE_ITO["grey"], alpha=0.45, label=tr("p: the teacher (two peaks)"))
     left.plot(grid, fits[0].q / spacing, color=ARM_COLORS["forward_kl"], linewidth=3,
-              label="q fitted by forward KL(p‖q), β = 0")
+              label=tr("q fitted by forward KL(p‖q), β = 0"))
     left.plot(grid, fits[-1].q / spacing, color=ARM_COLORS["reverse_kl"], linewidth=3, linestyle=(0, (6, 3)),
-              label="q fitted by reverse KL(q‖p), β = 1")
+              label=tr("q fitted by reverse KL(q‖p), β = 1"))
     left.plot(grid, current.q / spacing, color=BETA_FIT_COLOR, linewidth=2.5, linestyle=(0, (1, 1.5)),
-              label=f"q fitted by generalised JSD, β = {current.beta:.2f}")
-    left.set_title("One Gaussian q fitted to a two-peaked p", fontsize=FONT_SIZE + 2)
-    left.set_xlabel("x (arbitrary units; each grid point is one 'token')", fontsize=FONT_SIZE)
-    left.set_ylabel("probability density", fontsize=FONT_SIZE)
+              label=tr("q fitted by generalised JSD, β = {beta:.2f}", beta=current.beta))
+    left.set_title(tr("One Gaussian q fitted to a two-peaked p"), fontsize=FONT_SIZE + 2)
+    left.set_xlabel(tr("x (arbitrary units; each grid point is one 'token')"), fontsize=FONT_SIZE)
+    left.set_ylabel(tr("probability density"), fontsize=FONT_SIZE)
     left.set_ylim(0, 1.25 * max(float(target.max()), max(float(f.q.max()) for f in fits)) / spacing)
     left.legend(loc="upper right", fontsize=FONT_SIZE - 2, framealpha=0.9)
 
     mus, sigmas = np.array([fit.mu for fit in fits]), np.array([fit.sigma for fit in fits])
     middle.fill_between(betas, mus - sigmas, mus + sigmas, color=BETA_FIT_COLOR, alpha=0.3, step=None,
-                        label="μ ± σ of the best q")
-    middle.plot(betas, mus, color=OKABE_ITO["black"], marker="o", markersize=4, linewidth=1.5, label="μ of the best q")
+                        label=tr("μ ± σ of the best q"))
+    middle.plot(betas, mus, color=OKABE_ITO["black"], marker="o", markersize=4, linewidth=1.5, label=tr("μ of the best q"))
     for n, (centre, _, _) in enumerate(kl_direction.PEAKS):
         middle.axhline(centre, color=OKABE_ITO["grey"], linestyle=(0, (4, 3)), linewidth=1.5,
-                       label="p's peaks" if n == 0 else None)
+                       label=tr("p's peaks") if n == 0 else None)
     middle.axvline(current.beta, color=BETA_FIT_COLOR, linewidth=2)
-    middle.set_title("Where the best q sits, for every β", fontsize=FONT_SIZE + 2)
-    middle.set_xlabel("β (0 = forward KL, 1 = reverse KL)", fontsize=FONT_SIZE)
-    middle.set_ylabel("x (arbitrary units)", fontsize=FONT_SIZE)
+    middle.set_title(tr("Where the best q sits, for every β"), fontsize=FONT_SIZE + 2)
+    middle.set_xlabel(tr("β (0 = forward KL, 1 = reverse KL)"), fontsize=FONT_SIZE)
+    middle.set_ylabel(tr("x (arbitrary units)"), fontsize=FONT_SIZE)
     middle.set_ylim(float(grid[0]) * 0.75, float(grid[-1]) * 0.75)
     middle.legend(loc="upper right", fontsize=FONT_SIZE - 2, framealpha=0.9)
 
     divergences = np.array([fit.divergence for fit in fits])
     inside = (betas > 0) & (betas < 1)
     right.plot(betas[inside], divergences[inside], color=BETA_FIT_COLOR, marker="o", markersize=5, linewidth=2,
-               label="generalised JSD, 0 < β < 1")
+               label=tr("generalised JSD, 0 < β < 1"))
     right.plot([0.0], [divergences[0]], linestyle="none", marker="s", markersize=10, color=ARM_COLORS["forward_kl"],
-               label="forward KL (β = 0, defined separately)")
+               label=tr("forward KL (β = 0, defined separately)"))
     right.plot([1.0], [divergences[-1]], linestyle="none", marker="D", markersize=10, color=ARM_COLORS["reverse_kl"],
-               label="reverse KL (β = 1, defined separately)")
+               label=tr("reverse KL (β = 1, defined separately)"))
     right.axvline(current.beta, color=BETA_FIT_COLOR, linewidth=2)
     right.set_ylim(0, 1.35 * float(divergences.max()))
-    right.set_title("The divergence left at the best q", fontsize=FONT_SIZE + 2)
-    right.set_xlabel("β (0 = forward KL, 1 = reverse KL)", fontsize=FONT_SIZE)
-    right.set_ylabel("divergence at the fit (nats)", fontsize=FONT_SIZE)
+    right.set_title(tr("The divergence left at the best q"), fontsize=FONT_SIZE + 2)
+    right.set_xlabel(tr("β (0 = forward KL, 1 = reverse KL)"), fontsize=FONT_SIZE)
+    right.set_ylabel(tr("divergence at the fit (nats)"), fontsize=FONT_SIZE)
     right.legend(loc="upper center", fontsize=FONT_SIZE - 2, framealpha=0.9)
     for ax in (left, middle, right):
         ax.tick_params(labelsize=FONT_SIZE - 1)
@@ -163,10 +164,11 @@ def plot_position_targets(probs, positions: Sequence[str], vocabulary: Sequence[
                                        edgecolor=OKABE_ITO["vermillion"]))
     ax.set_xticks(range(len(positions)), [visible_token(t) for t in positions], fontsize=FONT_SIZE - 1, rotation=30)
     ax.set_yticks(range(top), [f"#{r + 1}" for r in range(top)], fontsize=FONT_SIZE - 1)
-    ax.set_xlabel("the text so far, one token per column (its last token shown); outlined: the token that comes next",
+    ax.set_xlabel(tr("the text so far, one token per column (its last token shown); outlined: the token that comes "
+                     "next"),
                   fontsize=FONT_SIZE)
-    ax.set_ylabel("rank of the next token", fontsize=FONT_SIZE)
-    ax.set_title(title or "The teacher's next-token distribution at every position (shade = probability, 0 to 1)",
+    ax.set_ylabel(tr("rank of the next token"), fontsize=FONT_SIZE)
+    ax.set_title(tr(title) or tr("The teacher's next-token distribution at every position (shade = probability, 0 to 1)"),
                  fontsize=FONT_SIZE + 1)
     return ax
 
@@ -202,10 +204,10 @@ def plot_next_token_distributions(distributions: Mapping[str, "object"], prefix:
                         fontsize=FONT_SIZE - 2)
         ax.set_yticks(positions, [visible_token(t) for t in tokens], fontsize=FONT_SIZE - 1)
         ax.set_xlim(0, 1.0)
-        ax.set_xlabel("probability of the next token", fontsize=FONT_SIZE)
-        ax.set_title(f"{ARM_LABELS.get(name, name)}\nafter “{prefix}” at T = {temperature:.2f}", fontsize=FONT_SIZE)
+        ax.set_xlabel(tr("probability of the next token"), fontsize=FONT_SIZE)
+        ax.set_title(tr("{value}\nafter “{prefix}” at T = {temperature:.2f}", value=tr(ARM_LABELS.get(name, name)), prefix=prefix, temperature=temperature), fontsize=FONT_SIZE)
         ax.tick_params(axis="x", labelsize=FONT_SIZE - 1)
-    flat[0].set_ylabel("next token (␣ = a leading space)", fontsize=FONT_SIZE)
+    flat[0].set_ylabel(tr("next token (␣ = a leading space)"), fontsize=FONT_SIZE)
     return figure
 
 
@@ -251,18 +253,18 @@ def plot_lm_arms(rows, teacher: Mapping[str, float] | None = None, metrics: Sequ
                     markerfacecolor="white", markeredgecolor=arm_color(arm), zorder=3)
         if teacher and metric in teacher and teacher[metric] is not None:
             ax.axhline(float(teacher[metric]), color=ARM_COLORS["teacher"], linestyle=(0, (5, 3)), linewidth=2,
-                       label=f"teacher: {float(teacher[metric]):.2f}")
+                       label=tr("teacher: {value:.2f}", value=float(teacher[metric])))
             ax.legend(loc="upper left", fontsize=FONT_SIZE - 1, framealpha=0.9)
-        ax.set_xticks(range(len(arms)), [ARM_TICKS.get(a, a) for a in arms], fontsize=FONT_SIZE - 1)
+        ax.set_xticks(range(len(arms)), [tr(ARM_TICKS.get(a, a)) for a in arms], fontsize=FONT_SIZE - 1)
         ax.set_xlim(-0.5, len(arms) - 0.3)
         ax.grid(axis="y", alpha=0.3)
-        ax.set_title(heading, fontsize=FONT_SIZE + 1)
-        ax.set_ylabel(label, fontsize=FONT_SIZE)
-        ax.set_xlabel("student arm (big dot: mean ± 1 std; small dots: seeds)", fontsize=FONT_SIZE - 1)
+        ax.set_title(tr(heading), fontsize=FONT_SIZE + 1)
+        ax.set_ylabel(tr(label), fontsize=FONT_SIZE)
+        ax.set_xlabel(tr("student arm (big dot: mean ± 1 std; small dots: seeds)"), fontsize=FONT_SIZE - 1)
         ax.tick_params(axis="y", labelsize=FONT_SIZE - 1)
         ax.margins(y=0.15)
     if title:
-        figure.suptitle(title, fontsize=FONT_SIZE + 2)
+        figure.suptitle(tr(title), fontsize=FONT_SIZE + 2)
     return figure
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..language import tr
 from ..checks import check_lam, check_temperature
 from .soft_targets import softmax
 from .style import (CE_COLOR, FONT_SIZE, KD_COLOR, OKABE_ITO, _as_logit_tensor, _as_temperatures, _draws_on_axes,
@@ -86,21 +87,22 @@ def plot_two_targets(
     height = 0.38
     one_hot = np.eye(student.size)[gold]
     panels = (
-        (left, softmax(student, 1.0), one_hot, "one-hot label", OKABE_ITO["black"], "T = 1",
-         "Hard-label term: CE(student at T = 1, label)"),
-        (right, softmax(student, temperature), p_teacher, "teacher", KD_COLOR, f"T = {temperature:g}",
-         f"Soft term: KL(teacher ‖ student), both at T = {temperature:g}"),
+        (left, softmax(student, 1.0), one_hot, tr("one-hot label"), OKABE_ITO["black"], "T = 1",
+         tr("Hard-label term: CE(student at T = 1, label)")),
+        (right, softmax(student, temperature), p_teacher, tr("teacher"), KD_COLOR, f"T = {temperature:g}",
+         tr("Soft term: KL(teacher ‖ student), both at T = {temperature:g}", temperature=temperature)),
     )
     for ax, p_student, target, target_name, target_color, t_text, title in panels:
         ax.barh(rows + height / 2, target[classes], height, color=target_color, label=f"{target_name} ({t_text})")
-        ax.barh(rows - height / 2, p_student[classes], height, color=CE_COLOR, label=f"student ({t_text})")
+        ax.barh(rows - height / 2, p_student[classes], height, color=CE_COLOR, label=tr("student ({t_text})", t_text=t_text))
         ax.set_xlim(0, 1.05)
-        ax.set_xlabel("probability", fontsize=FONT_SIZE)
-        ax.set_title(title, fontsize=FONT_SIZE)
+        ax.set_xlabel(tr("probability"), fontsize=FONT_SIZE)
+        ax.set_title(tr(title), fontsize=FONT_SIZE)
         ax.grid(axis="x", alpha=0.3)
         ax.legend(fontsize=FONT_SIZE - 2, loc="lower right")
     left.set_yticks(rows, [f"★ {label_names[c]}" if c == gold else label_names[c] for c in classes], fontsize=FONT_SIZE - 1)
-    figure.suptitle("Two targets for one query: the label says only which intent; the teacher also says which look alike",
+    figure.suptitle(tr("Two targets for one query: the label says only which intent; the teacher also says which "
+                       "look alike"),
                     fontsize=FONT_SIZE + 1)
     return figure
 
@@ -117,8 +119,8 @@ def plot_gradient_vs_temperature(
     temperatures = np.geomspace(0.5, 100, 40) if temperatures is None else temperatures
     norms = kd_gradient_norms(student_logits, teacher_logits, temperatures)
     t = norms["temperature"]
-    ax.plot(t, norms["with_t_squared"], color=KD_COLOR, linewidth=2.5, label="T²·KL  (kdlab, Hinton et al.)")
-    ax.plot(t, norms["without_t_squared"], color=KD_COLOR, linewidth=2.5, linestyle="--", label="KL alone (T² forgotten)")
+    ax.plot(t, norms["with_t_squared"], color=KD_COLOR, linewidth=2.5, label=tr("T²·KL  (kdlab, Hinton et al.)"))
+    ax.plot(t, norms["without_t_squared"], color=KD_COLOR, linewidth=2.5, linestyle="--", label=tr("KL alone (T² forgotten)"))
     if labels is not None:
         import torch
 
@@ -129,12 +131,12 @@ def plot_gradient_vs_temperature(
                              f"got shape {tuple(labels.shape)}")
         hard = torch.softmax(student, dim=1) - torch.nn.functional.one_hot(labels, student.shape[1])
         ax.axhline(float(hard.norm(dim=1).mean()), color=CE_COLOR, linewidth=2,
-                   label="hard-label CE term (does not depend on T)")
+                   label=tr("hard-label CE term (does not depend on T)"))
     _log_scale(ax, "x")
     _log_scale(ax, "y")
-    ax.set_xlabel("temperature T (log scale)", fontsize=FONT_SIZE)
-    ax.set_ylabel("‖∂ term / ∂ student logits‖ per example (log scale)", fontsize=FONT_SIZE - 1)
-    ax.set_title("Without T², the teacher's voice fades as 1/T²", fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("temperature T (log scale)"), fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("‖∂ term / ∂ student logits‖ per example (log scale)"), fontsize=FONT_SIZE - 1)
+    ax.set_title(tr("Without T², the teacher's voice fades as 1/T²"), fontsize=FONT_SIZE + 1)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=FONT_SIZE - 2)
     return ax
@@ -153,9 +155,9 @@ def plot_logit_matching_limit(
     ax.plot(gap["temperature"], 100 * gap["relative_error"], color=OKABE_ITO["purple"], linewidth=2.5)
     _log_scale(ax, "x")
     _log_scale(ax, "y")
-    ax.set_xlabel("temperature T (log scale)", fontsize=FONT_SIZE)
-    ax.set_ylabel("relative gap to logit matching [%]", fontsize=FONT_SIZE)
-    ax.set_title("At high T, distillation becomes logit matching", fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("temperature T (log scale)"), fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("relative gap to logit matching [%]"), fontsize=FONT_SIZE)
+    ax.set_title(tr("At high T, distillation becomes logit matching"), fontsize=FONT_SIZE + 1)
     ax.grid(alpha=0.3, which="both")
     return ax
 
@@ -167,7 +169,7 @@ def plot_loss_parts(ce: float, kd: float, lam: float, *, ax: Axes | None = None)
     Introduced in notebook 03 (03-The-Distillation-Loss), drawn by `LossExplorer`.
     """
     lam = check_lam(lam)
-    names = ["CE\n(hard labels)", "T²·KL\n(soft targets)", "total\nλ·CE + (1−λ)·T²·KL"]
+    names = [tr("CE\n(hard labels)"), tr("T²·KL\n(soft targets)"), tr("total\nλ·CE + (1−λ)·T²·KL")]
     ax.bar(0, ce, color=CE_COLOR)
     ax.bar(1, kd, color=KD_COLOR)
     ax.bar(2, lam * ce, color=CE_COLOR, label=f"λ·CE = {lam:.2f} × {ce:.2f}")
@@ -176,8 +178,8 @@ def plot_loss_parts(ce: float, kd: float, lam: float, *, ax: Axes | None = None)
         ax.text(x, value, f"{value:.3f}", ha="center", va="bottom", fontsize=FONT_SIZE - 1)
     ax.set_xticks(range(3), names, fontsize=FONT_SIZE - 2)
     ax.set_ylim(0, 1.55 * max(ce, kd, 1e-3))  # headroom so the legend never covers a bar
-    ax.set_ylabel("loss [nats, mean over the batch]", fontsize=FONT_SIZE - 1)
-    ax.set_title("The two terms and their λ-weighted sum", fontsize=FONT_SIZE + 1)
+    ax.set_ylabel(tr("loss [nats, mean over the batch]"), fontsize=FONT_SIZE - 1)
+    ax.set_title(tr("The two terms and their λ-weighted sum"), fontsize=FONT_SIZE + 1)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=FONT_SIZE - 2, loc="upper left")
     return ax
@@ -202,13 +204,13 @@ def plot_logit_gradients(
         raise ValueError(f"classes must be non-empty class indices in [0, {grad_ce.size}), got {classes}")
     rows = np.arange(len(classes))[::-1]
     height = 0.38
-    ax.barh(rows + height / 2, grad_ce[classes], height, color=CE_COLOR, label="from λ·CE")
-    ax.barh(rows - height / 2, grad_kd[classes], height, color=KD_COLOR, label="from (1−λ)·T²·KL")
-    ax.scatter(grad_ce[classes] + grad_kd[classes], rows, color=OKABE_ITO["black"], zorder=3, label="sum (what training uses)")
+    ax.barh(rows + height / 2, grad_ce[classes], height, color=CE_COLOR, label=tr("from λ·CE"))
+    ax.barh(rows - height / 2, grad_kd[classes], height, color=KD_COLOR, label=tr("from (1−λ)·T²·KL"))
+    ax.scatter(grad_ce[classes] + grad_kd[classes], rows, color=OKABE_ITO["black"], zorder=3, label=tr("sum (what training uses)"))
     ax.axvline(0, color=OKABE_ITO["black"], linewidth=0.8)
     ax.set_yticks(rows, [f"★ {label_names[c]}" if c == gold else label_names[c] for c in classes], fontsize=FONT_SIZE - 1)
-    ax.set_xlabel("∂loss/∂logit for this query (negative: training raises the logit)", fontsize=FONT_SIZE - 1)
-    ax.set_title("Where each term pushes this query's logits", fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("∂loss/∂logit for this query (negative: training raises the logit)"), fontsize=FONT_SIZE - 1)
+    ax.set_title(tr("Where each term pushes this query's logits"), fontsize=FONT_SIZE + 1)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=FONT_SIZE - 2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax

@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.axes import Axes
 
+from ..language import tr
 from .style import FAMILY_COLORS, FONT_SIZE, OKABE_ITO, _draws_on_axes, check_rows
 
 STUDENT_COLOR = FAMILY_COLORS["bag"]
@@ -55,16 +56,16 @@ def plot_teacher_vs_student(teachers: Sequence[Mapping], rows: Sequence[Mapping]
     y = [students[n][0] for n in names]
     err = [students[n][1] for n in names]
     ax.errorbar(x, y, yerr=err, fmt="o", color=STUDENT_COLOR, markersize=10, capsize=6, lw=2,
-                label=f"bag student, mean ± std over {students[names[0]][2]} seeds")
+                label=tr("bag student, mean ± std over {value} seeds", value=students[names[0]][2]))
     for name, xi, yi, ei in zip(names, x, y, err):  # under each error bar
-        ax.annotate(f"{name}\nteacher", (xi, yi - ei), xytext=(0, -6), textcoords="offset points", fontsize=FONT_SIZE,
+        ax.annotate(tr("{name}\nteacher", name=name), (xi, yi - ei), xytext=(0, -6), textcoords="offset points", fontsize=FONT_SIZE,
                     ha="center", va="top")
     low, high = min(x + y) - 1.0, max(x + y) + 1.0
-    ax.plot([low, high], [low, high], ls=":", color=TEACHER_COLOR, lw=1.5, label="student = teacher")
+    ax.plot([low, high], [low, high], ls=":", color=TEACHER_COLOR, lw=1.5, label=tr("student = teacher"))
     ax.set_xlim(low, high + 1.0)
-    ax.set_xlabel("teacher's test accuracy (%)", fontsize=FONT_SIZE)
-    ax.set_ylabel("its student's test accuracy (%)", fontsize=FONT_SIZE)
-    ax.set_title("A better teacher, a better student?", fontsize=FONT_SIZE + 2)
+    ax.set_xlabel(tr("teacher's test accuracy (%)"), fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("its student's test accuracy (%)"), fontsize=FONT_SIZE)
+    ax.set_title(tr("A better teacher, a better student?"), fontsize=FONT_SIZE + 2)
     ax.legend(fontsize=FONT_SIZE - 1, loc="upper left")
     ax.tick_params(labelsize=FONT_SIZE)
     ax.grid(alpha=0.3)
@@ -85,11 +86,11 @@ def plot_feature_weights(rows: Sequence[Mapping], *, ax: Axes | None = None, spl
     means, stds = [summary[w][0] for w in weights], [summary[w][1] for w in weights]
     positions = np.arange(len(weights))
     ax.errorbar(positions, means, yerr=stds, fmt="o-", color=STUDENT_COLOR, markersize=10, capsize=6, lw=2,
-                label=f"bag student, mean ± std over {summary[weights[0]][2]} seeds")
+                label=tr("bag student, mean ± std over {value} seeds", value=summary[weights[0]][2]))
     ax.set_xticks(positions, [f"{w:g}" for w in weights])
-    ax.set_xlabel("weight of the feature loss, 1 − cos(P·s, t) (0 = plain KD)", fontsize=FONT_SIZE)
-    ax.set_ylabel(f"{split} accuracy (%)", fontsize=FONT_SIZE)
-    ax.set_title(f"Feature distillation: how much weight? ({split})", fontsize=FONT_SIZE + 2)
+    ax.set_xlabel(tr("weight of the feature loss, 1 − cos(P·s, t) (0 = plain KD)"), fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("{split} accuracy (%)", split=split), fontsize=FONT_SIZE)
+    ax.set_title(tr("Feature distillation: how much weight? ({split})", split=split), fontsize=FONT_SIZE + 2)
     ax.legend(fontsize=FONT_SIZE - 1, loc="lower center")
     ax.tick_params(labelsize=FONT_SIZE)
     ax.grid(alpha=0.3)
@@ -119,21 +120,21 @@ def plot_recipe_accuracy(rows: Sequence[Mapping], teacher_accuracy: float, *, ax
     y = np.arange(len(names))[::-1]
     means, stds = [summary[n][0] for n in names], [summary[n][1] for n in names]
     ax.errorbar(means, y, xerr=stds, fmt="o", color=STUDENT_COLOR, markersize=9, capsize=5, lw=2,
-                label=f"bag student, mean ± std over {summary[names[0]][2]} seeds")
+                label=tr("bag student, mean ± std over {value} seeds", value=summary[names[0]][2]))
     if live:
         missing = [n for n in live if n not in names]
         if missing:
             raise ValueError(f"plot_recipe_accuracy: live runs for {missing}, which are not among the recipes drawn")
         ax.plot([100 * live[n] for n in names if n in live], [yi for n, yi in zip(names, y) if n in live], "D",
                 markerfacecolor="none", markeredgecolor=LIVE_COLOR, markeredgewidth=2.5, markersize=11, ls="none",
-                label=live_label)
-    ax.axvline(100 * teacher_accuracy, color=TEACHER_COLOR, lw=2, label=f"teacher ({100 * teacher_accuracy:.1f} %)")
+                label=tr(live_label))
+    ax.axvline(100 * teacher_accuracy, color=TEACHER_COLOR, lw=2, label=tr("teacher ({value:.1f} %)", value=100 * teacher_accuracy))
     ax.axvline(100 * target * teacher_accuracy, color=TEACHER_COLOR, lw=1.5, ls="--",
-               label=f"{100 * target:g} % of the teacher")
+               label=tr("{value:g} % of the teacher", value=100 * target))
     ax.set_yticks(y, names)
     ax.set_ylim(-0.6, len(names) - 0.4)
-    ax.set_xlabel(f"{split} accuracy (%)", fontsize=FONT_SIZE)
-    ax.set_title(f"Bag students by recipe ({split})", fontsize=FONT_SIZE + 2)
+    ax.set_xlabel(tr("{split} accuracy (%)", split=split), fontsize=FONT_SIZE)
+    ax.set_title(tr("Bag students by recipe ({split})", split=split), fontsize=FONT_SIZE + 2)
     ax.legend(fontsize=FONT_SIZE - 1, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     ax.tick_params(labelsize=FONT_SIZE)
     ax.grid(alpha=0.3, axis="x")

@@ -12,6 +12,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..language import tr
 from ..checks import check_temperature
 from .style import FONT_SIZE, GOLD_COLOR, OKABE_ITO, _as_2d, _as_temperatures, _draws_on_axes, _new_axes_grid, _log_scale
 
@@ -131,7 +132,7 @@ def plot_softmax_toy(
     if logits.ndim != 1 or logits.size < 2:
         raise ValueError(f"logits must be a 1-D vector with at least 2 classes, got shape {logits.shape}")
     temperatures = _as_temperatures(temperatures)
-    names = list(class_names) if class_names is not None else [f"class {i}" for i in range(logits.size)]
+    names = list(class_names) if class_names is not None else [tr("class {i}", i=i) for i in range(logits.size)]
     if len(names) != logits.size:
         raise ValueError(f"class_names has {len(names)} names but logits has {logits.size} classes")
     figure, axes = _new_axes_grid(axes, figure, (1, len(temperatures)), (4.2 * len(temperatures), 4.2), "plot_softmax_toy",
@@ -141,12 +142,12 @@ def plot_softmax_toy(
         bars = ax.bar(range(logits.size), probs, color=OKABE_ITO["blue"])
         ax.bar_label(bars, labels=[f"{p:.2f}" for p in probs], fontsize=FONT_SIZE - 2)
         ax.set_xticks(range(logits.size), names, rotation=30, ha="right", fontsize=FONT_SIZE - 1)
-        ax.set_title(f"T = {t:g}   (entropy {entropy_bits(probs):.2f} bits)", fontsize=FONT_SIZE + 1)
+        ax.set_title(tr("T = {t:g}   (entropy {value:.2f} bits)", t=t, value=entropy_bits(probs)), fontsize=FONT_SIZE + 1)
         ax.set_ylim(0, 1.08)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("probability softmax(z / T)", fontsize=FONT_SIZE)
+    axes[0].set_ylabel(tr("probability softmax(z / T)"), fontsize=FONT_SIZE)
     shown = ", ".join(f"{v:g}" for v in logits)
-    figure.suptitle(f"The same logits z = ({shown}) at {len(temperatures)} temperature(s)", fontsize=FONT_SIZE + 2)
+    figure.suptitle(tr("The same logits z = ({shown}) at {n_temperatures} temperature(s)", shown=shown, n_temperatures=len(temperatures)), fontsize=FONT_SIZE + 2)
     return figure
 
 
@@ -178,14 +179,14 @@ def plot_distribution(
         # Keep the gold intent visible even when the model ranks it low: that is the interesting case.
         rank = int((probs > probs[gold]).sum()) + 1
         top.append(gold)
-        names.append(f"{label_names[gold]} (rank {rank})")
+        names.append(tr("{name} (rank {rank})", name=label_names[gold], rank=rank))
     values = probs[top]
     colors = [GOLD_COLOR if i == gold else color for i in top]
     labels = [f"★ {n}" if i == gold else n for i, n in zip(top, names)]
     if show_rest and len(top) < probs.size:
         values = np.append(values, max(probs.sum() - values.sum(), 0.0))
         colors.append(OKABE_ITO["grey"])
-        labels.append(f"other {probs.size - len(top)} intents")
+        labels.append(tr("other {n} intents", n=probs.size - len(top)))
     rows = np.arange(len(values))[::-1]  # first = highest = top row
     ax.barh(rows, values, color=colors, edgecolor="none")
     uniform = 1 / probs.size
@@ -201,15 +202,15 @@ def plot_distribution(
             tick.set_fontweight("bold")
     if show_uniform:
         ax.axvline(uniform, color=OKABE_ITO["black"], linestyle=(0, (4, 3)), linewidth=1.6, zorder=3,
-                   label=f"uniform 1/{probs.size} = {uniform:.3f}")
+                   label=tr("uniform 1/{size} = {uniform:.3f}", size=probs.size, uniform=uniform))
         # Lower right is always free: rows are sorted, so the bottom bars are the shortest.
         ax.legend(loc="lower right", fontsize=FONT_SIZE - 1, framealpha=0.9)
     if xmax is not None:
         ax.set_xlim(0, xmax * 1.12)  # room for the value labels
-    ax.set_xlabel("probability", fontsize=FONT_SIZE)
+    ax.set_xlabel(tr("probability"), fontsize=FONT_SIZE)
     ax.grid(axis="x", alpha=0.3)
     if title is not None:
-        ax.set_title(title, fontsize=FONT_SIZE + 1)
+        ax.set_title(tr(title), fontsize=FONT_SIZE + 1)
     return ax
 
 
@@ -226,16 +227,16 @@ def plot_entropy_vs_temperature(
     temperatures = np.geomspace(0.1, 50, 40) if temperatures is None else temperatures
     curve = entropy_curve(logits, temperatures)
     ax.fill_between(curve["temperature"], curve["p10"], curve["p90"], color=color, alpha=0.25,
-                    label=f"{label}: 10–90 % of examples")
-    ax.plot(curve["temperature"], curve["mean"], color=color, linewidth=2.5, label=f"{label}: mean")
+                    label=tr("{label}: 10–90 % of examples", label=label))
+    ax.plot(curve["temperature"], curve["mean"], color=color, linewidth=2.5, label=tr("{label}: mean", label=label))
     if show_max:
         top = np.log2(logits.shape[1])
         ax.axhline(top, color=OKABE_ITO["black"], linestyle="--", linewidth=1.2,
-                   label=f"uniform over {logits.shape[1]} classes = log2({logits.shape[1]}) = {top:.2f} bits")
+                   label=tr("uniform over {value} classes = log2({value}) = {top:.2f} bits", value=logits.shape[1], top=top))
     _log_scale(ax, "x")
-    ax.set_xlabel("temperature T (log scale)", fontsize=FONT_SIZE)
-    ax.set_ylabel("entropy of softmax(z / T)  [bits]", fontsize=FONT_SIZE)
-    ax.set_title(f"How flat the soft targets get as T grows ({logits.shape[0]} examples)", fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("temperature T (log scale)"), fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("entropy of softmax(z / T)  [bits]"), fontsize=FONT_SIZE)
+    ax.set_title(tr("How flat the soft targets get as T grows ({value} examples)", value=logits.shape[0]), fontsize=FONT_SIZE + 1)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=FONT_SIZE - 2, loc="lower right")
     return ax
@@ -266,7 +267,7 @@ def plot_similarity_map(
     size = FONT_SIZE - 1 if len(classes) <= 20 else FONT_SIZE - 3
     ax.set_xticks(range(len(classes)), names, rotation=60, ha="right", rotation_mode="anchor", fontsize=size)
     ax.set_yticks(range(len(classes)), names, fontsize=size)
-    ax.set_title(title, fontsize=FONT_SIZE + 1)
+    ax.set_title(tr(title), fontsize=FONT_SIZE + 1)
     colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.8)
-    colorbar.set_label(colorbar_label, fontsize=FONT_SIZE - 1)
+    colorbar.set_label(tr(colorbar_label), fontsize=FONT_SIZE - 1)
     return ax

@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 
+from ..language import tr
 from .soft_targets import most_similar_classes
 from .style import FONT_SIZE, OKABE_ITO, _as_2d, _draws_on_axes
 
@@ -70,10 +71,10 @@ def plot_token_vectors(
     if pooled is not None:
         ax.axhline(len(tokens) - 0.5, color="black", linewidth=3)
     ax.set_yticks(range(len(names)), names, fontsize=FONT_SIZE - 1)
-    ax.set_xlabel(f"vector dimension (first {dims} of {hidden.shape[1]})", fontsize=FONT_SIZE)
-    ax.set_title(title, fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("vector dimension (first {dims} of {value})", dims=dims, value=hidden.shape[1]), fontsize=FONT_SIZE)
+    ax.set_title(tr(title), fontsize=FONT_SIZE + 1)
     colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.8)
-    colorbar.set_label("activation (no unit)", fontsize=FONT_SIZE - 1)
+    colorbar.set_label(tr("activation (no unit)"), fontsize=FONT_SIZE - 1)
     return ax
 
 
@@ -136,15 +137,15 @@ def plot_confusions(
     names = [label_names[c] for c in classes]
     ax.set_xticks(range(len(classes)), names, rotation=60, ha="right", rotation_mode="anchor", fontsize=FONT_SIZE - 2)
     ax.set_yticks(range(len(classes)), names, fontsize=FONT_SIZE - 2)
-    ax.set_xlabel("predicted intent", fontsize=FONT_SIZE)
-    ax.set_ylabel("gold intent", fontsize=FONT_SIZE)
-    default = (f"Mistakes among the intents of the top-{len(outlined)} pairs (count of test queries)" if outlined
-               else f"Mistakes among the {count} most-confused intents (count of test queries)")
-    ax.set_title(title or default, fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("predicted intent"), fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("gold intent"), fontsize=FONT_SIZE)
+    default = (tr("Mistakes among the intents of the top-{n} pairs (count of test queries)", n=len(outlined)) if outlined
+               else tr("Mistakes among the {count} most-confused intents (count of test queries)", count=count))
+    ax.set_title(tr(title) or default, fontsize=FONT_SIZE + 1)
     colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.8)
-    colorbar.set_label("mistakes (test queries); diagonal not counted", fontsize=FONT_SIZE - 1)
-    handles = [Patch(facecolor="white", edgecolor=OKABE_ITO["grey"], hatch="///", label="diagonal: correct answers, not counted")]
+    colorbar.set_label(tr("mistakes (test queries); diagonal not counted"), fontsize=FONT_SIZE - 1)
+    handles = [Patch(facecolor="white", edgecolor=OKABE_ITO["grey"], hatch="///", label=tr("diagonal: correct answers, not counted"))]
     if outlined:
-        handles.append(Patch(fill=False, edgecolor=OKABE_ITO["orange"], linewidth=3, label=f"one of the top-{len(outlined)} pairs"))
+        handles.append(Patch(fill=False, edgecolor=OKABE_ITO["orange"], linewidth=3, label=tr("one of the top-{n_outlined} pairs", n_outlined=len(outlined))))
     ax.legend(handles=handles, loc="upper right", fontsize=FONT_SIZE - 2, framealpha=0.95)  # over the empty corner
     return ax

@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..language import tr
 from .style import FONT_SIZE, MODEL_COLORS, OKABE_ITO, _draws_on_axes, _new_axes_grid
 from .teacher import confusion_counts
 
@@ -61,17 +62,17 @@ def plot_learning_curves(
             linestyle, marker = RUN_STYLES[n % len(RUN_STYLES)]
             ax.plot(values["epoch"], y, marker=marker, linestyle=linestyle, color=MODEL_COLORS[n % len(MODEL_COLORS)],
                     linewidth=max(4.0 - 1.2 * n, 1.6), markersize=max(10 - 2 * n, 5),
-                    markerfacecolor="white" if n % 2 else None, label=name)  # later runs thinner, drawn on top
-        ax.set_xlabel("epoch", fontsize=FONT_SIZE)
-        ax.set_ylabel(ylabel, fontsize=FONT_SIZE - 1)
-        ax.set_title(title, fontsize=FONT_SIZE + 1)
+                    markerfacecolor="white" if n % 2 else None, label=tr(name))  # later runs thinner, drawn on top
+        ax.set_xlabel(tr("epoch"), fontsize=FONT_SIZE)
+        ax.set_ylabel(tr(ylabel), fontsize=FONT_SIZE - 1)
+        ax.set_title(tr(title), fontsize=FONT_SIZE + 1)
         ax.grid(alpha=0.3)
         if epochs is not None:
             ax.set_xlim(0.5, epochs + 0.5)
         ax.xaxis.get_major_locator().set_params(integer=True)
     if teacher_accuracy is not None:
         axes[2].axhline(100 * teacher_accuracy, color=OKABE_ITO["black"], linestyle="--", linewidth=1.5,
-                        label=f"teacher ({100 * teacher_accuracy:.1f}%)")
+                        label=tr("teacher ({value:.1f}%)", value=100 * teacher_accuracy))
     axes[2].legend(fontsize=FONT_SIZE - 2, loc="lower right")
     return figure
 
@@ -121,19 +122,19 @@ def plot_per_class_change(
     ax.axvline(0, color=OKABE_ITO["black"], linewidth=0.8)
     limit = max(np.abs(change[shown]).max() if shown else 1.0, 1.0) * 1.3
     ax.set_xlim(-limit, limit)
-    ax.set_xlabel(f"test accuracy change, {after_name} − {before_name} [percentage points]", fontsize=FONT_SIZE - 1)
-    ax.set_title(f"Intents that changed most: {after_name} vs {before_name}", fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("test accuracy change, {after_name} − {before_name} [percentage points]", after_name=tr(after_name), before_name=tr(before_name)), fontsize=FONT_SIZE - 1)
+    ax.set_title(tr("Intents that changed most: {after_name} vs {before_name}", after_name=tr(after_name), before_name=tr(before_name)), fontsize=FONT_SIZE + 1)
     ax.grid(axis="x", alpha=0.3)
     from matplotlib.patches import Patch
 
     ax.legend(handles=[
-        Patch(facecolor=OKABE_ITO["blue"], label=f"gained: {_intents(gained)} ({len(gains)} largest shown)"),
+        Patch(facecolor=OKABE_ITO["blue"], label=tr("gained: {value} ({n_gains} largest shown)", value=_intents(gained), n_gains=len(gains))),
         Patch(facecolor=OKABE_ITO["vermillion"], hatch="//", edgecolor="white",
-              label=f"lost: {_intents(lost)} ({len(losses)} largest shown)"),
-        Patch(facecolor="none", edgecolor="none", label=f"unchanged: {_intents(unchanged)}"),
+              label=tr("lost: {value} ({n_losses} largest shown)", value=_intents(lost), n_losses=len(losses))),
+        Patch(facecolor="none", edgecolor="none", label=tr("unchanged: {value}", value=_intents(unchanged))),
     ], loc="lower right", fontsize=FONT_SIZE - 2, framealpha=0.95)
     return ax
 
 
 def _intents(n: int) -> str:
-    return f"{n} intent" if n == 1 else f"{n} intents"
+    return tr("{n} intent", n=n) if n == 1 else tr("{n} intents", n=n)

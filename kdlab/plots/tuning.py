@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..language import tr
 from ..tuning import HONEST_KD
 from .style import CE_COLOR, FONT_SIZE, KD_COLOR, OKABE_ITO, _draws_on_axes, _family_color, _new_axes_grid, _log_scale
 
@@ -61,13 +62,13 @@ def plot_sweep_heatmap(rows, title: str | None = None, colorbar: bool = True, *,
             cells.append((ax.text(j, i, text, ha="center", va="center", fontsize=FONT_SIZE - 1), value))
     best = best_setting(frame)
     ax.add_patch(Rectangle((lams.index(best["lam"]) - 0.5, temperatures.index(best["temperature"]) - 0.5), 1, 1,
-                           fill=False, edgecolor=OKABE_ITO["vermillion"], linewidth=3.5, label="best mean on dev"))
+                           fill=False, edgecolor=OKABE_ITO["vermillion"], linewidth=3.5, label=tr("best mean on dev")))
     ax.set_xticks(range(len(lams)), [f"{lam:g}" for lam in lams], fontsize=FONT_SIZE)
     ax.set_yticks(range(len(temperatures)), [f"{t:g}" for t in temperatures], fontsize=FONT_SIZE)
-    ax.set_xlabel("λ = weight on the hard-label CE term (1 − λ on the soft term)", fontsize=FONT_SIZE)
-    ax.set_ylabel("temperature T", fontsize=FONT_SIZE)
-    spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed"
-    ax.set_title(title or f"Dev accuracy [%] for each T × λ ({spread})", fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("λ = weight on the hard-label CE term (1 − λ on the soft term)"), fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("temperature T"), fontsize=FONT_SIZE)
+    spread = tr("mean ± std over {seeds} seeds", seeds=seeds) if seeds > 1 else tr("1 seed")
+    ax.set_title(tr(title) or tr("Dev accuracy [%] for each T × λ ({spread})", spread=spread), fontsize=FONT_SIZE + 1)
     ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.14), fontsize=FONT_SIZE - 2, frameon=False)
     panel = _SweepPanel(ax, image, cells, colorbar)
     panels = [p for p in getattr(ax.figure, "_kdlab_sweep_panels", []) if p.ax in ax.figure.axes] if share_scale else []
@@ -100,7 +101,7 @@ def _share_colour_scale(panels: list[_SweepPanel]) -> None:
             panel.colorbar = None
     if any(panel.wants_colorbar for panel in panels):
         bar = panels[-1].ax.figure.colorbar(panels[-1].image, ax=[panel.ax for panel in panels], shrink=0.9)
-        bar.set_label("mean dev accuracy [%]" + (", one scale" if len(panels) > 1 else ""),
+        bar.set_label(tr("mean dev accuracy [%], one scale") if len(panels) > 1 else tr("mean dev accuracy [%]"),
                       fontsize=FONT_SIZE)
         for panel in panels:
             panel.colorbar = bar if panel is panels[-1] else None
@@ -138,7 +139,8 @@ def plot_label_budget(
         color, linestyle, marker = styles.get(method, (OKABE_ITO["grey"], "-", "o"))
         ax.errorbar(part["labelled"], 100 * part["mean"], yerr=100 * part["std"], color=color, linestyle=linestyle,
                     marker=marker, markersize=8, linewidth=2.5, capsize=4,
-                    label=f"{method} (benchmark, {'mean ± std over ' + str(seeds) + ' seeds' if seeds > 1 else '1 seed'})")
+                    label=tr("{method} (benchmark, mean ± std over {seeds} seeds)", method=tr(method), seeds=seeds) if seeds > 1
+                    else tr("{method} (benchmark, 1 seed)", method=tr(method)))
     wide = summary.pivot(index="labelled", columns="method", values="mean")
     if {"CE only", "KD"} <= set(wide.columns):
         for labelled, row in wide.iterrows():
@@ -153,22 +155,22 @@ def plot_label_budget(
         for method, part in live.groupby("method", sort=False):
             ax.scatter(part["labelled"], 100 * part["mean"], s=160, facecolor="white", linewidth=2.5, zorder=4,
                        edgecolor=colors.get(method, OKABE_ITO["grey"]), marker="s" if method == HONEST_KD else "D",
-                       label=f"{method} ({live_name})")
+                       label=f"{tr(method)} ({tr(live_name)})")
     if teacher_accuracy is not None:
         ax.axhline(100 * teacher_accuracy, color=OKABE_ITO["black"], linestyle="--", linewidth=1.5,
-                   label=f"teacher ({100 * teacher_accuracy:.1f}%)")
+                   label=tr("teacher ({value:.1f}%)", value=100 * teacher_accuracy))
     ticks = summary.drop_duplicates("labelled")
     ax.set_xscale("log")
     ax.set_xlim(ticks["labelled"].min() / 1.4, ticks["labelled"].max() * 1.6)  # room for the gap on the right
-    ax.set_xticks(ticks["labelled"], [f"{k}/intent\n{n:,}" if k != "all" else f"all\n{n:,}"
+    ax.set_xticks(ticks["labelled"], [tr("{k}/intent\n{n:,}", k=k, n=n) if k != "all" else tr("all\n{n:,}", n=n)
                                       for k, n in zip(ticks["labels_per_class"], ticks["labelled"])], fontsize=FONT_SIZE - 1)
     ax.minorticks_off()
     low = 100 * (summary["mean"] - summary["std"]).min()
     ax.set_ylim(max(0.0, low - 8), 100)
-    ax.set_xlabel("labelled training queries (log scale): K per intent, and in total", fontsize=FONT_SIZE)
-    ax.set_ylabel("dev accuracy [%]", fontsize=FONT_SIZE)
-    ax.set_title(title or "Few labels: CE only vs KD with the rest of train as unlabelled transfer set\n"
-                          "(bold numbers: KD − CE in percentage points; dashed: teacher head on the same K labels)",
+    ax.set_xlabel(tr("labelled training queries (log scale): K per intent, and in total"), fontsize=FONT_SIZE)
+    ax.set_ylabel(tr("dev accuracy [%]"), fontsize=FONT_SIZE)
+    ax.set_title(tr(title) or tr("Few labels: CE only vs KD with the rest of train as unlabelled transfer set\n(bold "
+                             "numbers: KD − CE in percentage points; dashed: teacher head on the same K labels)"),
                  fontsize=FONT_SIZE + 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=FONT_SIZE - 2, loc="lower right")
@@ -209,7 +211,7 @@ def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = Non
             kd = method == "KD"
             style = dict(color=color, marker="o", markersize=9, linewidth=2.5 if kd else 1.8,
                          linestyle="-" if kd else "--", markerfacecolor=color if kd else "white", markeredgewidth=2)
-            by_params.plot(part["params"], 100 * part["accuracy"], label=f"{kind}, {method}", **style)
+            by_params.plot(part["params"], 100 * part["accuracy"], label=f"{tr(kind)}, {tr(method)}", **style)
             if kd:
                 for _, row in part.iterrows():
                     by_params.annotate(_short_student_name(row["student"], kind), (row["params"], 100 * row["accuracy"]),
@@ -218,14 +220,14 @@ def plot_capacity(rows, teacher: dict | None = None, figure: Figure | None = Non
         accuracy = 100 * teacher["dev_accuracy"]
         by_params.axhline(accuracy, color=OKABE_ITO["black"], linestyle=":", linewidth=1.5)
         by_params.scatter([teacher["params"]], [accuracy], marker="*", s=350, color=OKABE_ITO["black"], zorder=4,
-                          label=f"teacher ({teacher['params'] / 1e6:.1f}M params, {accuracy:.1f}%)")
+                          label=tr("teacher ({value:.1f}M params, {accuracy:.1f}%)", value=teacher['params'] / 1e6, accuracy=accuracy))
     _log_scale(by_params, "x")
-    by_params.set_xlabel("trainable parameters (log scale)", fontsize=FONT_SIZE)
-    by_params.set_ylabel("dev accuracy [%]", fontsize=FONT_SIZE)
-    by_params.set_title("Accuracy vs size (for speed, see notebook 08's deployment benchmark)", fontsize=FONT_SIZE)
+    by_params.set_xlabel(tr("trainable parameters (log scale)"), fontsize=FONT_SIZE)
+    by_params.set_ylabel(tr("dev accuracy [%]"), fontsize=FONT_SIZE)
+    by_params.set_title(tr("Accuracy vs size (for speed, see notebook 08's deployment benchmark)"), fontsize=FONT_SIZE)
     by_params.grid(alpha=0.3, which="both")
     figure.legend(*by_params.get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=FONT_SIZE - 2)
-    figure.suptitle(title or "Capacity gap: how much a bigger student buys, CE only (dashed) vs KD (solid)",
+    figure.suptitle(tr(title) or tr("Capacity gap: how much a bigger student buys, CE only (dashed) vs KD (solid)"),
                     fontsize=FONT_SIZE + 2)
     return figure
 
@@ -259,23 +261,23 @@ def plot_remedy_curves(rows, figure: Figure | None = None, columns: int = 3, tit
         for method, part in frame[frame["remedy"] == remedy].groupby("method", sort=False):
             color = colors.get(method, OKABE_ITO["grey"])
             ax.plot(part["epoch"], 100 * part["train_accuracy"], color=color, linestyle="--", linewidth=2,
-                    label=f"{method}: train")
+                    label=tr("{method}: train", method=method))
             ax.plot(part["epoch"], 100 * part["dev_accuracy"], color=color, linestyle="-", linewidth=2.5,
-                    label=f"{method}: dev")
+                    label=tr("{method}: dev", method=method))
             kept = part["kept_epoch"].iloc[-1]
             if pd.notna(kept):  # early stopping restored the weights of this epoch
                 ax.plot([kept], [100 * part["final_dev_accuracy"].iloc[-1]], marker="*", markersize=16, color=color,
-                        markeredgecolor=OKABE_ITO["black"], linestyle="none", label=f"{method}: epoch kept")
-        ax.set_title(remedy, fontsize=FONT_SIZE + 1)
+                        markeredgecolor=OKABE_ITO["black"], linestyle="none", label=tr("{method}: epoch kept", method=method))
+        ax.set_title(tr(remedy), fontsize=FONT_SIZE + 1)
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in axes[len(remedies):]:
         ax.set_visible(False)
     for index, ax in enumerate(axes[: len(remedies)]):
         if index % columns == 0:
-            ax.set_ylabel("accuracy [%]", fontsize=FONT_SIZE)
+            ax.set_ylabel(tr("accuracy [%]"), fontsize=FONT_SIZE)
         if index >= len(remedies) - columns:
-            ax.set_xlabel("epoch", fontsize=FONT_SIZE)
+            ax.set_xlabel(tr("epoch"), fontsize=FONT_SIZE)
             ax.tick_params(labelbottom=True)
     handles = {}
     for ax in axes[: len(remedies)]:
@@ -283,7 +285,7 @@ def plot_remedy_curves(rows, figure: Figure | None = None, columns: int = 3, tit
             handles.setdefault(label, handle)
     figure.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=min(len(handles), 6),
                   fontsize=FONT_SIZE - 1)
-    figure.suptitle(title or "Overfitting remedies, each alone: train (dashed) vs dev (solid) accuracy",
+    figure.suptitle(tr(title) or tr("Overfitting remedies, each alone: train (dashed) vs dev (solid) accuracy"),
                     fontsize=FONT_SIZE + 2)
     return figure
 
@@ -320,15 +322,15 @@ def plot_remedy_summary(rows, title: str | None = None, *, ax: Axes | None = Non
     if {"CE only", "KD"} <= set(final.columns):
         ax.hlines(positions, final["CE only"], final["KD"], color=OKABE_ITO["grey"], linewidth=2, zorder=1)
     for method in final.columns:
-        ax.scatter(final[method], positions, s=140, color=colors.get(method, OKABE_ITO["grey"]), zorder=3, label=method)
+        ax.scatter(final[method], positions, s=140, color=colors.get(method, OKABE_ITO["grey"]), zorder=3, label=tr(method))
         for y, x in zip(positions, final[method]):
             ax.annotate(f"{x:.1f}", (x, y), xytext=(0, 10), textcoords="offset points", ha="center",
                         fontsize=FONT_SIZE - 1, color=OKABE_ITO["black"])
     ax.set_yticks(positions, remedies, fontsize=FONT_SIZE)
     ax.set_ylim(positions.min() - 0.6, positions.max() + 0.7)
     ax.margins(x=0.08)
-    ax.set_xlabel("dev accuracy of the model you keep [%]", fontsize=FONT_SIZE)
-    ax.set_title(title or "Which remedy helps, with and without KD", fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(tr("dev accuracy of the model you keep [%]"), fontsize=FONT_SIZE)
+    ax.set_title(tr(title) or tr("Which remedy helps, with and without KD"), fontsize=FONT_SIZE + 1)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=FONT_SIZE - 1, loc="lower right")
     return ax
