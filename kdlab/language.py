@@ -97,9 +97,12 @@ _HOLE = re.compile(r"\{[^{}]+\}")
 
 @functools.lru_cache(maxsize=None)
 def _templates(code: str) -> list[tuple[re.Pattern, list[str], str]]:
-    """(pattern, holes, translation) for each catalog key with {holes}: f-string templates matched against filled text."""
+    """(pattern, holes, translation) for each notebook catalog key with {holes}: f-string templates to match filled text."""
     found = []
-    for key, value in catalog(code).items():
+    notebook_keys = {key for path in sorted((LOCALE_DIR / code).glob("notebook-*.json"))
+                     for key in json.loads(path.read_text(encoding="utf-8"))}
+    # Only the notebooks' f-strings: the library fills its own templates through tr(key, **fields).
+    for key, value in ((key, catalog(code)[key]) for key in sorted(notebook_keys)):
         holes = _HOLE.findall(key)
         if holes:
             literal = _HOLE.split(key)
