@@ -99,6 +99,14 @@ def server(command: list[str], port: int, log: Path, env: dict):
         stop(process)
 
 
+def lab_command(root: Path, port: int, token: str) -> list[str]:
+    """JupyterLab on 127.0.0.1:port behind `token`, serving `root`, no browser of its own, no other port tried."""
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
+               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+    return command + (["--allow-root"] if os.geteuid() == 0 else [])
+
+
 def server_env(tmp_path: Path) -> dict:
     """Environment for a server: offline hub, and JupyterLab state kept in tmp_path, never in ~/.jupyter."""
     settings = tmp_path / "lab-settings"
@@ -335,11 +343,7 @@ def test_notebook_02_temperature_explorer_redraws_in_jupyterlab(page, tmp_path):
     root = tmp_path / "notebooks"  # a copy: autosave and outputs never touch the repository
     shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     port, token = free_port(), secrets.token_hex(16)
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
-               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
+    command = lab_command(root, port, token)
     shots = screenshot_folder("jupyterlab-02")
     log = tmp_path / "jupyterlab.log"
 
@@ -373,11 +377,7 @@ def test_the_chinese_link_opens_notebook_00_in_chinese_jupyterlab(page, tmp_path
     root = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     port, token = free_port(), secrets.token_hex(16)
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
-               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
+    command = lab_command(root, port, token)
     env = server_env(tmp_path)
     shots = screenshot_folder("jupyterlab-zh")
     log = tmp_path / "jupyterlab.log"
