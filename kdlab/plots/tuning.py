@@ -261,13 +261,13 @@ def plot_remedy_curves(rows, figure: Figure | None = None, columns: int = 3, tit
         for method, part in frame[frame["remedy"] == remedy].groupby("method", sort=False):
             color = colors.get(method, OKABE_ITO["grey"])
             ax.plot(part["epoch"], 100 * part["train_accuracy"], color=color, linestyle="--", linewidth=2,
-                    label=tr("{method}: train", method=method))
+                    label=tr("{method}: train", method=tr(method)))
             ax.plot(part["epoch"], 100 * part["dev_accuracy"], color=color, linestyle="-", linewidth=2.5,
-                    label=tr("{method}: dev", method=method))
+                    label=tr("{method}: dev", method=tr(method)))
             kept = part["kept_epoch"].iloc[-1]
             if pd.notna(kept):  # early stopping restored the weights of this epoch
                 ax.plot([kept], [100 * part["final_dev_accuracy"].iloc[-1]], marker="*", markersize=16, color=color,
-                        markeredgecolor=OKABE_ITO["black"], linestyle="none", label=tr("{method}: epoch kept", method=method))
+                        markeredgecolor=OKABE_ITO["black"], linestyle="none", label=tr("{method}: epoch kept", method=tr(method)))
         ax.set_title(tr(remedy), fontsize=FONT_SIZE + 1)
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -326,7 +326,7 @@ def plot_remedy_summary(rows, title: str | None = None, *, ax: Axes | None = Non
         for y, x in zip(positions, final[method]):
             ax.annotate(f"{x:.1f}", (x, y), xytext=(0, 10), textcoords="offset points", ha="center",
                         fontsize=FONT_SIZE - 1, color=OKABE_ITO["black"])
-    ax.set_yticks(positions, remedies, fontsize=FONT_SIZE)
+    ax.set_yticks(positions, [tr(remedy) for remedy in remedies], fontsize=FONT_SIZE)
     ax.set_ylim(positions.min() - 0.6, positions.max() + 0.7)
     ax.margins(x=0.08)
     ax.set_xlabel(tr("dev accuracy of the model you keep [%]"), fontsize=FONT_SIZE)
