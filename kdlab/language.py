@@ -116,8 +116,9 @@ def _by_template(text: str) -> str | None:
     for pattern, holes, value in _templates(_current):
         match = pattern.match(text)
         if match:
-            for hole, filled in zip(holes, match.groups()):
-                value = value.replace(hole, filled)
+            entries = catalog(_current)
+            for hole, filled in zip(holes, match.groups()):  # a filled-in name ("CE only") has its own entry
+                value = value.replace(hole, entries.get(filled, filled))
             return value
     return None
 

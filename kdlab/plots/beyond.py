@@ -85,9 +85,9 @@ def plot_bias_shift_scan(
         color = MODEL_COLORS[n % len(MODEL_COLORS)]
         shift = np.asarray(scan["shift"], dtype=np.float64)
         left.plot(shift, 100 * np.asarray(scan["class_recall"]), color=color, linewidth=2.5, marker="o", markersize=4,
-                  label=tr("{name}: recall", name=name))
+                  label=tr("{name}: recall", name=tr(name)))
         left.plot(shift, 100 * np.asarray(scan["class_precision"]), color=color, linewidth=2, linestyle="--",
-                  label=tr("{name}: precision", name=name))
+                  label=tr("{name}: precision", name=tr(name)))
         right.plot(shift, 100 * np.asarray(scan["accuracy"]), color=color, linewidth=2.5, marker="o", markersize=4, label=tr(name))
     for ax in (left, right):
         if chosen_shift is not None:
@@ -176,7 +176,7 @@ def plot_reliability_diagram(
     ax.set_aspect("equal")
     ax.set_xlabel(tr("confidence (top-1 probability) [%]"), fontsize=FONT_SIZE)
     ax.set_ylabel(tr("accuracy [%]"), fontsize=FONT_SIZE)
-    ax.set_title(tr("{name}\nECE {value:.1f} %, {top:.0%} of queries in the top bin", name=name, value=100 * ece, top=top), fontsize=FONT_SIZE)
+    ax.set_title(tr("{name}\nECE {value:.1f} %, {top:.0%} of queries in the top bin", name=tr(name), value=100 * ece, top=top), fontsize=FONT_SIZE)
     ax.grid(alpha=0.3)
     return ax
 

@@ -40,7 +40,7 @@ def plot_accuracy_vs_latency(rows: Sequence[dict], title: str | None = None, *, 
         area = 40 + 3 * r["size_mb"]  # marker area grows with MB; the floor keeps tiny models visible
         ax.scatter(x, y, s=area, marker="s" if int8 else "o", facecolor="white" if int8 else color,
                    edgecolor=color, linewidth=2.2, zorder=3)
-        ax.annotate(f"{name}\n{r['size_mb']:.1f} MB", (x, y), xytext=(8, -4 if int8 else 6), textcoords="offset points",
+        ax.annotate(f"{tr(name)}\n{r['size_mb']:.1f} MB", (x, y), xytext=(8, -4 if int8 else 6), textcoords="offset points",
                     fontsize=FONT_SIZE - 3, va="top" if int8 else "bottom")
     front = pareto_front(list(latency), list(accuracy))
     ax.step(latency[front], accuracy[front], where="post", color=OKABE_ITO["black"], linestyle="--", linewidth=1.3,
