@@ -11,6 +11,7 @@ Used by tests/test_exercises.py; also handy by hand: `python tests/exercise_runs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
 import re
@@ -56,6 +57,24 @@ def _errors(executed) -> dict[int, str]:
     return errors
 
 
+@contextlib.contextmanager
+def strict_mode():
+    """KDLAB_EXERCISES=strict in this process (the kernels inherit it) until the block ends, then as before.
+
+    Nested blocks keep it strict: a caller that runs several notebooks in threads wraps them all in one block, so
+    one run ending cannot unset it while another starts its kernel.
+    """
+    previous = os.environ.get("KDLAB_EXERCISES")
+    os.environ["KDLAB_EXERCISES"] = "strict"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("KDLAB_EXERCISES", None)
+        else:
+            os.environ["KDLAB_EXERCISES"] = previous
+
+
 def run_strict_many(notebooks, path: Path, timeout: int = 600, keep: list | None = None) -> list[dict[int, str]]:
     """Execute several versions of one notebook side by side (one kernel each) under KDLAB_EXERCISES=strict.
 
@@ -63,9 +82,7 @@ def run_strict_many(notebooks, path: Path, timeout: int = 600, keep: list | None
     run at the same time, each in its own thread and event loop: on a 2-core CI machine the two runs of the
     exercise contract then take about the time of one.
     """
-    previous = os.environ.get("KDLAB_EXERCISES")
-    os.environ["KDLAB_EXERCISES"] = "strict"  # the kernels inherit this process's environment
-    try:
+    with strict_mode():
         copies = [copy.deepcopy(nb) for nb in notebooks]
 
         def execute(executed):
@@ -75,11 +92,6 @@ def run_strict_many(notebooks, path: Path, timeout: int = 600, keep: list | None
 
         with ThreadPoolExecutor(max_workers=len(copies)) as pool:
             list(pool.map(execute, copies))  # list(): re-raises a failure to start or run a kernel
-    finally:
-        if previous is None:
-            os.environ.pop("KDLAB_EXERCISES", None)
-        else:
-            os.environ["KDLAB_EXERCISES"] = previous
     if keep is not None:
         keep.extend(copies)  # the executed notebooks, for a caller that reads their outputs
     return [_errors(executed) for executed in copies]
