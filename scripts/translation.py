@@ -77,8 +77,11 @@ def translations_of(nb: dict) -> dict[str, tuple[str, str]]:
     return found
 
 
-def build(english: dict, translations: dict[str, tuple[str, str]]) -> dict:
-    """The Chinese notebook: English cells in English order, markdown swapped for its translation, language cell first."""
+def build(english: dict, translations: dict[str, tuple[str, str]], english_file: str) -> dict:
+    """The Chinese notebook: English cells in English order, markdown swapped for its translation, language cell first.
+
+    `english_file` (the English notebook's file name) goes into the metadata as the way back to the English edition.
+    """
     nb = copy.deepcopy(english)
     cells = []
     for cell in nb["cells"]:
@@ -90,25 +93,7 @@ def build(english: dict, translations: dict[str, tuple[str, str]]) -> dict:
                           "metadata": {"tags": ["language"]}, "outputs": [], "source": LANGUAGE_CELL})
         cells.append(cell)
     nb["cells"] = cells
-    nb.setdefault("metadata", {})["kdlab"] = {"language": "zh-CN", "english": f"../{english_name(nb, english)}"}
-    return nb
-
-
-def english_name(_nb: dict, english: dict) -> str:
-    """The English notebook's file name, stored in its metadata by `build`'s caller."""
-    return english["metadata"]["kdlab_file"]
-
-
-def load_english(path: Path) -> dict:
-    """An English notebook, remembering its file name for the Chinese notebook's metadata."""
-    nb = read(path)
-    nb.setdefault("metadata", {})["kdlab_file"] = path.name
-    return nb
-
-
-def finish(nb: dict) -> dict:
-    """Drop the bookkeeping key `load_english` added."""
-    nb["metadata"].pop("kdlab_file", None)
+    nb.setdefault("metadata", {})["kdlab"] = {"language": "zh-CN", "english": f"../{english_file}"}
     return nb
 
 
@@ -135,7 +120,7 @@ def parse(text: str) -> dict[str, tuple[str, str]]:
 def import_(number: str, file: Path) -> Path:
     """Write the Chinese notebook from the English one and a translated export file; refuse unknown cell ids."""
     path = lesson(number)
-    english = load_english(path)
+    english = read(path)
     translations = parse(file.read_text(encoding="utf-8"))
     known = {cell["id"] for cell in english["cells"] if cell["cell_type"] == "markdown"}
     unknown = sorted(set(translations) - known)
@@ -145,7 +130,7 @@ def import_(number: str, file: Path) -> Path:
     if missing:
         print(f"note: {len(missing)} markdown cells of {path.name} are not in {file} and stay English: {missing}")
     target = CHINESE / path.name
-    write(finish(build(english, translations)), target)
+    write(build(english, translations, path.name), target)
     return target
 
 
@@ -155,7 +140,7 @@ def sync() -> list[Path]:
     for path in lessons():
         target = CHINESE / path.name
         if target.exists():
-            write(finish(build(load_english(path), translations_of(read(target)))), target)
+            write(build(read(path), translations_of(read(target)), path.name), target)
             written.append(target)
     return written
 
@@ -180,8 +165,9 @@ def problems(path: Path, chinese_dir: Path = CHINESE) -> list[str]:
     if not target.exists():
         return [f"{path.name}: no Chinese edition in {chinese_dir.relative_to(REPO) if chinese_dir.is_relative_to(REPO) else chinese_dir}"]
     english, chinese = read(path), read(target)
+    translated = translations_of(chinese)
     found = []
-    rebuilt = finish(build(load_english(path), translations_of(chinese)))
+    rebuilt = build(english, translated, path.name)
     code = lambda nb: [(c["source"], c.get("metadata", {}).get("tags", [])) for c in nb["cells"] if c["cell_type"] == "code"]
     if code(rebuilt) != code(chinese):
         found.append(f"{path.name}: its code cells differ from the English notebook's; run `python scripts/translation.py sync`")
@@ -190,7 +176,7 @@ def problems(path: Path, chinese_dir: Path = CHINESE) -> list[str]:
     for cell in english["cells"]:
         if cell["cell_type"] != "markdown":
             continue
-        done = translations_of(chinese).get(cell["id"])
+        done = translated.get(cell["id"])
         if done is None:
             found.append(f"{path.name} cell {cell['id']}: not translated ({cell['source'][:50]!r}…)")
         elif CJK.search(done[0]) is None and len(re.findall(r"[A-Za-z]{3,}", cell["source"])) >= 6:
