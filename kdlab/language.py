@@ -50,16 +50,21 @@ _current = _from_environment()
 
 
 @functools.lru_cache(maxsize=None)
+def _catalog_files(folder: Path) -> dict[str, dict[str, str]]:
+    """{file name: its entries} of one language's catalog folder, each file read once."""
+    return {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))}
+
+
+@functools.lru_cache(maxsize=None)
 def catalog(code: str) -> dict[str, str]:
     """English text → translation for one language, merged from its per-area JSON files (the Chinese edition)."""
     if _checked(code) == "en":
         return {}
     merged: dict[str, str] = {}
-    for path in sorted((LOCALE_DIR / code).glob("*.json")):
-        entries = json.loads(path.read_text(encoding="utf-8"))
+    for name, entries in _catalog_files(LOCALE_DIR / code).items():
         clash = sorted(key for key in set(entries) & set(merged) if entries[key] != merged[key])
         if clash:
-            raise ValueError(f"{path.name} translates {clash[0]!r} differently from another file in {path.parent}")
+            raise ValueError(f"{name} translates {clash[0]!r} differently from another file in {LOCALE_DIR / code}")
         merged.update(entries)
     return merged
 
@@ -99,8 +104,8 @@ _HOLE = re.compile(r"\{[^{}]+\}")
 def _templates(code: str) -> list[tuple[re.Pattern, list[str], str]]:
     """(pattern, holes, translation) for each notebook catalog key with {holes}: f-string templates to match filled text."""
     found = []
-    notebook_keys = {key for path in sorted((LOCALE_DIR / code).glob("notebook-*.json"))
-                     for key in json.loads(path.read_text(encoding="utf-8"))}
+    notebook_keys = {key for name, entries in _catalog_files(LOCALE_DIR / code).items() if name.startswith("notebook-")
+                     for key in entries}
     # Only the notebooks' f-strings: the library fills its own templates through tr(key, **fields).
     for key, value in ((key, catalog(code)[key]) for key in sorted(notebook_keys)):
         holes = _HOLE.findall(key)
